@@ -1,0 +1,51 @@
+/*
+ * buf.h: bounded byte buffers that never leave secrets behind.
+ *
+ * Every buffer has a hard cap set at init; growth past it fails with
+ * ERR_TOO_LARGE instead of allocating. Growth allocates a new block, copies,
+ * and wipes the old block before freeing it (never plain realloc), and
+ * consuming bytes from the front wipes the tail that moved. buf_done wipes
+ * the whole capacity. So a buffer that carried a data key, a token or a
+ * plaintext leaves nothing readable in freed memory.
+ *
+ * No I/O, no logging.
+ */
+#ifndef KMSD_BUF_H
+#define KMSD_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	size_t max;	/* hard cap on len */
+};
+
+/* A string slice; not NUL-terminated, not owned. */
+struct str {
+	const char *p;
+	size_t len;
+};
+
+#define STR_NULL ((struct str){ NULL, 0 })
+
+void buf_init(struct buf *b, size_t max);
+/* Wipe and free; the buffer may be re-used after buf_init. */
+void buf_done(struct buf *b);
+/* Make room for n more bytes. 0, ERR_TOO_LARGE or ERR_NOMEM. */
+int buf_reserve(struct buf *b, size_t n);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_append_byte(struct buf *b, uint8_t c);
+int buf_append_str(struct buf *b, const char *s);
+/* Drop n bytes from the front, wiping what was vacated. */
+void buf_consume(struct buf *b, size_t n);
+/* Wipe the contents, keep the allocation. */
+void buf_clear(struct buf *b);
+/* Append a NUL that is not counted in len (for C string use). */
+int buf_cstr(struct buf *b);
+
+int str_eq(struct str s, const char *c);
+
+#endif

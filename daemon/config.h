@@ -1,0 +1,74 @@
+/*
+ * config.h: kmsd's INI configuration (DESIGN 3.4), parsed with libinih.
+ *
+ * Parsing is strict: an unknown section or option, a repeated option, a bad
+ * value or a missing required option is an error naming file:line, so a
+ * typo in a security policy never silently widens it. The result is a plain
+ * immutable value; reload builds a new one and swaps it.
+ */
+#ifndef KMSD_CONFIG_H
+#define KMSD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "context.h"
+#include "policy.h"
+
+/* Bounds on what one file may declare: far above real use, low enough
+ * that a runaway generated config fails loudly instead of eating memory. */
+#define CONFIG_MAX_KEYS 256
+#define CONFIG_MAX_SOCKETS 32
+#define CONFIG_MAX_VERSIONS 64
+/* Longest name of a key or socket section. */
+#define CONFIG_MAX_NAME 64
+
+#define CONFIG_DEFAULT_PATH "/etc/kmsd/kmsd.conf"
+
+struct cfg_version {
+	uint32_t version;
+	char *key_id;
+	int line;
+};
+
+struct cfg_key {
+	char *name;
+	uint32_t current;	/* version used to wrap */
+	size_t n_versions;
+	struct cfg_version versions[CONFIG_MAX_VERSIONS];
+	int line;
+};
+
+struct cfg_socket {
+	char *name;
+	char *path;
+	mode_t mode;
+	struct sock_policy policy;
+	int line;
+};
+
+struct config {
+	char *path;
+	char *state_dir;
+	enum ctx_style ctx_style;
+	unsigned max_connections;	/* open client connections in all */
+	unsigned frame_timeout_ms;	/* a started frame must complete */
+	unsigned idle_timeout_ms;	/* a connection with nothing to do */
+	size_t n_keys;
+	struct cfg_key keys[CONFIG_MAX_KEYS];
+	size_t n_sockets;
+	struct cfg_socket sockets[CONFIG_MAX_SOCKETS];
+};
+
+/* Load and validate path. On failure *ret is untouched, err holds
+ * "FILE:LINE: message" (or "FILE: message") and the result is -1. */
+int config_load(const char *path, struct config **ret, char *err,
+    size_t errlen);
+void config_free(struct config *c);
+
+const struct cfg_key *config_key(const struct config *c, const char *name);
+const struct cfg_version *config_key_version(const struct cfg_key *k,
+    uint32_t version);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * conn.c: one client connection: bounded buffers, framing, pipelining,
+ * backpressure, timeouts.
+ *
+ * Invariants:
+ * - c->in never holds more than one maximal frame plus one read chunk, and
+ *   a frame whose header announces more than the limit is answered with
+ *   too_large and the connection closed, before any of its body is kept.
+ * - Decoded requests point into c->in; the bytes of a handled frame are
+ *   wiped as they are consumed (buf_consume), so request plaintexts do not
+ *   linger.
+ * - Reading stops while CONN_MAX_INFLIGHT requests are in flight or
+ *   CONN_OUT_HIGH bytes wait to be written; it resumes as they drain.
+ * - A connection is freed only from the reaper, on a later loop turn.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "err.h"
+#include "frame.h"
+#include "log.h"
+#include "server.h"
+
+/* Bytes asked of read() at a time. */
+#define CONN_READ_CHUNK (16 * 1024)
+/* The input buffer: one maximal frame plus a read chunk. */
+#define CONN_IN_MAX (FRAME_HDR + FRAME_MAX_DEFAULT + CONN_READ_CHUNK)
+
+static void conn_process(struct conn *c);
+static void conn_update(struct conn *c);
+
+static void
+conn_flush(struct conn *c)
+{
+	ssize_t n;
+
+	while (c->out.len > 0) {
+		n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			conn_kill(c, errno == EPIPE || errno == ECONNRESET ?
+			    "client went away" : strerror(errno));
+			return;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	conn_update(c);
+}
+
+/* Arm or disarm the read and write events and the timer to match the
+ * state; close when there is nothing left to do. */
+static void
+conn_update(struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	int want_read, idle;
+	struct timeval tv;
+	unsigned ms;
+
+	if (c->dead)
+		return;
+	idle = c->inflight == 0 && c->out.len == 0;
+	if (idle && c->in.len == 0 && (c->eof || c->closing)) {
+		conn_kill(c, c->closing ? "closed after an error" :
+		    "closed by client");
+		return;
+	}
+	if (idle && c->srv->draining && c->in.len == 0) {
+		conn_kill(c, "server shutting down");
+		return;
+	}
+	want_read = !c->eof && !c->closing && c->inflight < CONN_MAX_INFLIGHT &&
+	    c->out.len < CONN_OUT_HIGH && c->in.len < CONN_IN_MAX;
+	if (want_read && !c->reading)
+		event_add(c->rev, NULL);
+	else if (!want_read && c->reading)
+		event_del(c->rev);
+	c->reading = want_read;
+	if (c->out.len > 0)
+		event_add(c->wev, NULL);
+	else
+		event_del(c->wev);
+
+	/* One timer: a started frame must finish in frame_timeout; a
+	 * connection with nothing in flight is closed after idle_timeout.
+	 * While requests are in flight the provider deadlines apply. */
+	if (c->in.len > 0 && !c->eof)
+		ms = cfg->frame_timeout_ms;
+	else if (idle)
+		ms = cfg->idle_timeout_ms;
+	else
+		ms = 0;
+	if (ms == 0) {
+		event_del(c->timer);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(c->timer, &tv);
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t room;
+	ssize_t n;
+	int r;
+
+	room = CONN_IN_MAX - c->in.len;
+	if (room > CONN_READ_CHUNK)
+		room = CONN_READ_CHUNK;
+	if (room == 0)
+		goto process;
+	if ((r = buf_reserve(&c->in, room)) != 0) {
+		conn_kill(c, "out of memory");
+		return;
+	}
+	n = read(fd, c->in.data + c->in.len, room);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		conn_kill(c, strerror(errno));
+		return;
+	}
+	if (n == 0)
+		c->eof = 1;	/* complete frames still get answered */
+	c->in.len += (size_t)n;
+process:
+	conn_process(c);
+}
+
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_flush(arg);
+}
+
+static void
+conn_more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_process(arg);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->in.len > 0) {
+		log_info("conn %llu (uid %u pid %d): partial frame not "
+		    "completed in time, closing", (unsigned long long)c->serial,
+		    (unsigned)c->peer.uid, (int)c->peer.pid);
+		conn_kill(c, "partial frame timeout");
+	} else
+		conn_kill(c, "idle timeout");
+}
+
+/* Answer a request that never reached ops: framing or decoding failed. */
+static void
+conn_reject(struct conn *c, uint64_t id, int err, const char *why)
+{
+	struct response rs;
+
+	log_info("conn %llu (socket %s uid %u pid %d): %s: %s",
+	    (unsigned long long)c->serial, c->lst->cfg->name,
+	    (unsigned)c->peer.uid, (int)c->peer.pid, err_code(err), why);
+	msg_response_init(&rs);
+	rs.id = id;
+	rs.error = err;
+	rs.message.p = why;
+	rs.message.len = strlen(why);
+	conn_respond(c, &rs);
+}
+
+static void
+conn_process(struct conn *c)
+{
+	struct request req;
+	const uint8_t *body;
+	size_t blen;
+	int r, frames = 0;
+
+	c->processing = 1;
+	while (!c->dead && !c->closing && c->inflight < CONN_MAX_INFLIGHT &&
+	    c->out.len < CONN_OUT_HIGH) {
+		if (frames++ == CONN_FRAMES_PER_WAKE) {
+			/* Let other clients run; continue on the next turn. */
+			event_active(c->more, EV_READ, 0);
+			break;
+		}
+		r = frame_parse(c->in.data, c->in.len, FRAME_MAX_DEFAULT,
+		    &body, &blen);
+		if (r == FRAME_MORE) {
+			if (c->eof && c->in.len > 0) {
+				log_info("conn %llu: client closed in the "
+				    "middle of a frame (%zu bytes dropped)",
+				    (unsigned long long)c->serial, c->in.len);
+				buf_clear(&c->in);
+			}
+			break;
+		}
+		if (r < 0) {
+			/* The stream cannot be resynchronised: answer, then
+			 * close once the answer is out. */
+			conn_reject(c, 0, r, r == ERR_TOO_LARGE ?
+			    "frame longer than the 65536-byte limit" :
+			    "empty frame");
+			c->closing = 1;
+			buf_clear(&c->in);
+			break;
+		}
+		r = msg_decode_request(body, blen, &req);
+		if (r != 0)
+			conn_reject(c, req.has_id ? req.id : 0, r,
+			    req.why[0] != '\0' ? req.why : err_str(r));
+		else
+			ops_dispatch(c, &req);
+		/* Wipes the frame: it may have carried a plaintext. */
+		buf_consume(&c->in, FRAME_HDR + blen);
+	}
+	c->processing = 0;
+	if (!c->dead)
+		conn_flush(c);
+}
+
+void
+conn_respond(struct conn *c, const struct response *r)
+{
+	int rc;
+
+	if (c->dead)
+		return;
+	if ((rc = msg_encode_response(&c->out, r)) != 0) {
+		log_err("conn %llu: cannot encode a response: %s",
+		    (unsigned long long)c->serial, err_str(rc));
+		conn_kill(c, "response too large");
+	}
+}
+
+void
+conn_op_finished(struct conn *c)
+{
+	c->inflight--;
+	if (c->dead || c->processing)
+		return;		/* conn_process flushes when it is done */
+	/* Reading may have been paused at the in-flight cap, and frames may
+	 * be waiting in c->in. */
+	if (c->in.len > 0)
+		event_active(c->more, EV_READ, 0);
+	conn_flush(c);
+}
+
+void
+conn_new(struct listener *l, int fd, const struct peer *peer)
+{
+	struct server *s = l->srv;
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_err("out of memory accepting a connection");
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->lst = l;
+	c->fd = fd;
+	c->peer = *peer;
+	c->serial = ++s->next_serial;
+	TAILQ_INIT(&c->ops);
+	buf_init(&c->in, CONN_IN_MAX);
+	buf_init(&c->out, CONN_OUT_MAX);
+	c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb,
+	    c);
+	c->timer = evtimer_new(s->base, conn_timer_cb, c);
+	c->more = event_new(s->base, -1, 0, conn_more_cb, c);
+	if (c->rev == NULL || c->wev == NULL || c->timer == NULL ||
+	    c->more == NULL) {
+		log_err("out of memory accepting a connection");
+		conn_free(c);
+		close(fd);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&s->conns, c, entry);
+	s->nconns++;
+	log_debug("conn %llu: socket %s uid %u gid %u pid %d",
+	    (unsigned long long)c->serial, l->cfg->name, (unsigned)peer->uid,
+	    (unsigned)peer->gid, (int)peer->pid);
+	conn_update(c);
+}
+
+void
+conn_kill(struct conn *c, const char *why)
+{
+	struct server *s = c->srv;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	log_debug("conn %llu: closed: %s", (unsigned long long)c->serial, why);
+	ops_detach(c);
+	event_del(c->rev);
+	event_del(c->wev);
+	event_del(c->timer);
+	event_del(c->more);
+	close(c->fd);
+	c->fd = -1;
+	TAILQ_REMOVE(&s->conns, c, entry);
+	TAILQ_INSERT_TAIL(&s->dead, c, entry);
+	s->nconns--;
+	event_active(s->reaper, EV_READ, 0);
+}
+
+void
+conn_drain(struct conn *c)
+{
+	conn_update(c);
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c->rev != NULL)
+		event_free(c->rev);
+	if (c->wev != NULL)
+		event_free(c->wev);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->more != NULL)
+		event_free(c->more);
+	buf_done(&c->in);
+	buf_done(&c->out);
+	free(c);
+}

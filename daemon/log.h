@@ -1,0 +1,28 @@
+/*
+ * log.h: the daemon's log, to stderr (journald under systemd).
+ *
+ * Under journald (JOURNAL_STREAM set) lines carry the <N> priority prefix
+ * sd-daemon(3) describes; on a terminal they read "kmsd: error: ...".
+ * Nothing secret is ever passed here: callers log key names, ops, peers
+ * and reasons, never key material, plaintexts or credentials.
+ */
+#ifndef KMSD_LOG_H
+#define KMSD_LOG_H
+
+enum log_level {
+	LOG_LEVEL_ERR = 3,
+	LOG_LEVEL_WARN = 4,
+	LOG_LEVEL_INFO = 6,
+	LOG_LEVEL_DEBUG = 7,
+};
+
+void log_init(enum log_level max);
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif

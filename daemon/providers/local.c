@@ -1,0 +1,524 @@
+/*
+ * local.c: kmsd's own AES-256-GCM master keys (key ids `local/NAME`).
+ *
+ * For a single host or development: the master key is a file in the state
+ * directory instead of a key in a KMS. This module owns that file and the
+ * blob format below; everything else about keys lives in the daemon.
+ *
+ * Key file: <state_dir>/local-NAME.key, exactly 32 raw bytes, a regular
+ * file with no group or other permission bits. open() creates it when it
+ * is missing (O_EXCL, mode 0600, fsync'd with its directory, so a crash
+ * never leaves a key that wrapped data but did not survive), and refuses a
+ * file of the wrong size, type or mode, and a symbolic link, rather than
+ * trusting a key someone else could have read or planted. In memory the key
+ * lives in OpenSSL's secure heap and is wiped on close.
+ *
+ * Blob format, version 1 (this is the format's contract; never change it,
+ * add a version instead):
+ *
+ *   0x01 | nonce (12 bytes) | ciphertext (as long as the plaintext) | tag (16)
+ *
+ *   AES-256-GCM, a fresh random nonce per wrap, full 16-byte tag.
+ *   AAD = "kmsd-local-v1" 0x00 0x00                        (no context)
+ *   AAD = "kmsd-local-v1" 0x00 0x01 <canonical context JSON> (a context,
+ *                                                             even {})
+ *
+ * The label ties the blob to this use and version; the presence byte keeps
+ * "no context" and the empty context {} apart (DESIGN 3.3), since both would
+ * otherwise add no JSON bytes and an empty-context blob would open without
+ * one. The JSON is the canonical form (DESIGN 3.3), so the same context sent
+ * in any order opens the blob.
+ *
+ * Wrap and unwrap complete before start() returns. Any failure to unwrap is
+ * ERR_DECRYPTION_FAILED with partial plaintext wiped; messages never carry
+ * key or data bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "err.h"
+#include "provider.h"
+
+#define LOCAL_PREFIX "local/"
+#define LOCAL_PREFIX_LEN (sizeof(LOCAL_PREFIX) - 1)
+/* Key names stay short enough that "local-NAME.key" is far below NAME_MAX. */
+#define LOCAL_NAME_MAX 64
+/* AES-256. */
+#define LOCAL_KEY_LEN 32
+/* GCM's native nonce size; random 96-bit nonces stay safe for 2^32 wraps
+ * per key (NIST SP 800-38D 8.3), far beyond a single host's use. */
+#define LOCAL_NONCE_LEN 12
+/* The full GCM tag: shorter tags weaken forgery resistance. */
+#define LOCAL_TAG_LEN 16
+/* First byte of every blob; unknown versions are refused, not guessed. */
+#define LOCAL_VERSION 0x01
+#define LOCAL_HEADER_LEN (1 + LOCAL_NONCE_LEN)
+#define LOCAL_OVERHEAD (LOCAL_HEADER_LEN + LOCAL_TAG_LEN)
+
+/* "kmsd-local-v1" and its terminating 0x00: sizeof counts the NUL. */
+static const char local_aad_label[] = "kmsd-local-v1";
+
+/* open() helpers' results besides 0 and ERR_*. */
+#define LOCAL_MISSING 1		/* no key file yet */
+#define LOCAL_EXISTS 2		/* created by another process meanwhile */
+
+/* Allocated from the secure heap as a whole: the key never sits in
+ * ordinary, swappable, dumpable memory. */
+struct local_state {
+	uint8_t key[LOCAL_KEY_LEN];
+	EVP_CIPHER *cipher;	/* fetched once, not per call */
+};
+
+static void local_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+local_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int
+local_match(const char *key_id)
+{
+	/* Every local/ id is ours, valid or not, so that a bad NAME gets
+	 * open()'s clear message instead of falling through to AWS. */
+	return strncmp(key_id, LOCAL_PREFIX, LOCAL_PREFIX_LEN) == 0;
+}
+
+/* 1..64 of [A-Za-z0-9._-], not starting with '.': no '/' means no path
+ * traversal, no leading '.' means no hidden or "." / ".." names. */
+static int
+local_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > LOCAL_NAME_MAX || name[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Read an existing key file into key; LOCAL_MISSING when there is none. */
+static int
+local_load(const char *path, uint8_t *key, char *err, size_t errlen)
+{
+	struct stat sb;
+	size_t got = 0;
+	uint8_t extra;
+	ssize_t n;
+	int fd, r = ERR_PROVIDER_UNAVAILABLE;
+
+	/* O_NONBLOCK: a FIFO planted in place of the key must not hang us
+	 * before fstat can refuse it. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return LOCAL_MISSING;
+		if (errno == ELOOP)
+			local_err(err, errlen, "%s is a symbolic link; "
+			    "refusing it as a key file", path);
+		else
+			local_err(err, errlen, "cannot open %s: %s", path,
+			    strerror(errno));
+		return ERR_PROVIDER_UNAVAILABLE;
+	}
+	if (fstat(fd, &sb) != 0) {
+		local_err(err, errlen, "cannot stat %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		local_err(err, errlen, "%s is not a regular file", path);
+		goto out;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		local_err(err, errlen, "%s is accessible by group or others "
+		    "(mode %04o); it must be 0600", path,
+		    (unsigned)(sb.st_mode & 07777));
+		goto out;
+	}
+	if (sb.st_size != LOCAL_KEY_LEN) {
+		local_err(err, errlen, "%s is %lld bytes; a key file is "
+		    "exactly %d", path, (long long)sb.st_size, LOCAL_KEY_LEN);
+		goto out;
+	}
+	while (got < LOCAL_KEY_LEN) {
+		n = read(fd, key + got, LOCAL_KEY_LEN - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	/* The size was checked, but the file may have changed since. */
+	do {
+		n = read(fd, &extra, 1);
+	} while (n < 0 && errno == EINTR);
+	OPENSSL_cleanse(&extra, sizeof(extra));
+	if (got != LOCAL_KEY_LEN || n != 0) {
+		local_err(err, errlen, "%s changed while being read or could "
+		    "not be read", path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r != 0)
+		OPENSSL_cleanse(key, LOCAL_KEY_LEN);
+	close(fd);
+	return r;
+}
+
+static int
+local_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Make the new file's directory entry durable too. */
+static int
+local_sync_dir(const char *dir)
+{
+	int fd, r;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* Create a new key file with a fresh random key; LOCAL_EXISTS when another
+ * process created it first. On failure no file is left behind: a short or
+ * unsynced key file would be refused (or worse, used) on the next start. */
+static int
+local_create(const char *dir, const char *path, uint8_t *key, char *err,
+    size_t errlen)
+{
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
+	    O_NOCTTY, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return LOCAL_EXISTS;
+		local_err(err, errlen, "cannot create %s: %s", path,
+		    strerror(errno));
+		return ERR_PROVIDER_UNAVAILABLE;
+	}
+	if (RAND_bytes(key, LOCAL_KEY_LEN) != 1) {
+		ERR_clear_error();
+		local_err(err, errlen, "random generator failed creating %s",
+		    path);
+		goto fail;
+	}
+	/* 0600 exactly, whatever the umask left. */
+	if (fchmod(fd, 0600) != 0 || local_write_all(fd, key, LOCAL_KEY_LEN) ||
+	    fsync(fd) != 0) {
+		local_err(err, errlen, "cannot write %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		local_err(err, errlen, "cannot write %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (local_sync_dir(dir) != 0) {
+		local_err(err, errlen, "cannot sync %s: %s", dir,
+		    strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	OPENSSL_cleanse(key, LOCAL_KEY_LEN);
+	return ERR_PROVIDER_UNAVAILABLE;
+}
+
+static void
+local_close(void *state)
+{
+	struct local_state *st = state;
+
+	if (st == NULL)
+		return;
+	EVP_CIPHER_free(st->cipher);
+	OPENSSL_secure_clear_free(st, sizeof(*st));
+}
+
+static int
+local_open(const char *key_id, const struct prov_env *env, void **ret_state,
+    char *err, size_t errlen)
+{
+	struct local_state *st = NULL;
+	char path[PATH_MAX];
+	const char *name, *dir;
+	int n, r;
+
+	if (!local_match(key_id) ||
+	    !local_name_valid(name = key_id + LOCAL_PREFIX_LEN)) {
+		local_err(err, errlen, "bad local key id: want local/NAME, "
+		    "NAME 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
+		    LOCAL_NAME_MAX);
+		return ERR_BAD_REQUEST;
+	}
+	if (env == NULL || env->state_dir == NULL ||
+	    env->state_dir[0] == '\0') {
+		local_err(err, errlen, "local keys need a state_dir");
+		return ERR_BAD_REQUEST;
+	}
+	dir = env->state_dir;
+	n = snprintf(path, sizeof(path), "%s/local-%s.key", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		local_err(err, errlen, "state_dir path too long");
+		return ERR_BAD_REQUEST;
+	}
+	if ((st = OPENSSL_secure_zalloc(sizeof(*st))) == NULL) {
+		local_err(err, errlen, "out of memory");
+		return ERR_NOMEM;
+	}
+	if ((st->cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) ==
+	    NULL) {
+		ERR_clear_error();
+		local_err(err, errlen, "AES-256-GCM is not available");
+		r = ERR_INTERNAL;
+		goto out;
+	}
+	/* Load, else create; if another process wins the creation race,
+	 * load what it wrote. */
+	r = local_load(path, st->key, err, errlen);
+	if (r == LOCAL_MISSING) {
+		r = local_create(dir, path, st->key, err, errlen);
+		if (r == LOCAL_EXISTS)
+			r = local_load(path, st->key, err, errlen);
+		if (r == LOCAL_MISSING) {
+			local_err(err, errlen, "%s vanished while being "
+			    "created", path);
+			r = ERR_PROVIDER_UNAVAILABLE;
+		}
+	}
+	if (r != 0)
+		goto out;
+	*ret_state = st;
+	st = NULL;
+out:
+	local_close(st);
+	return r;
+}
+
+static void
+local_succeed(struct prov_call *call)
+{
+	call->err = 0;
+	call->msg[0] = '\0';
+	call->done(call);
+}
+
+/* Whether the call carries a context; a present context always comes with
+ * its JSON ("{}" at least), so JSON missing is a caller bug. */
+static int
+local_context(const struct prov_call *call, int *ret_present)
+{
+	*ret_present = call->ctx != NULL && call->ctx->present;
+	if (*ret_present && (call->ctx_json == NULL ||
+	    call->ctx_json_len == 0 || call->ctx_json_len > INT_MAX))
+		return ERR_INTERNAL;
+	return 0;
+}
+
+/* Feed the AAD of the format contract (see the top of this file). */
+static int
+local_aad(EVP_CIPHER_CTX *c, const struct prov_call *call, int present)
+{
+	uint8_t flag = present ? 0x01 : 0x00;
+	int outl;
+
+	if (EVP_CipherUpdate(c, NULL, &outl, (const uint8_t *)local_aad_label,
+	    sizeof(local_aad_label)) != 1 ||
+	    EVP_CipherUpdate(c, NULL, &outl, &flag, 1) != 1)
+		return -1;
+	if (present && EVP_CipherUpdate(c, NULL, &outl, call->ctx_json,
+	    (int)call->ctx_json_len) != 1)
+		return -1;
+	return 0;
+}
+
+static void
+local_wrap(struct local_state *st, struct prov_call *call)
+{
+	EVP_CIPHER_CTX *c = NULL;
+	uint8_t *p = NULL;
+	size_t need = 0;
+	int present, outl, finl, r;
+
+	if (local_context(call, &present) != 0) {
+		provider_fail(call, ERR_INTERNAL, "context without its JSON");
+		return;
+	}
+	if (call->in_len > PROV_MAX_OUT) {
+		provider_fail(call, ERR_TOO_LARGE,
+		    "plaintext over the output limit");
+		return;
+	}
+	need = LOCAL_OVERHEAD + call->in_len;
+	if ((r = buf_reserve(&call->out, need)) != 0) {
+		provider_fail(call, r, r == ERR_TOO_LARGE ?
+		    "ciphertext over the output limit" : "out of memory");
+		return;
+	}
+	p = call->out.data + call->out.len;
+	p[0] = LOCAL_VERSION;
+	if (RAND_bytes(p + 1, LOCAL_NONCE_LEN) != 1)
+		goto fail;
+	if ((c = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_EncryptInit_ex2(c, st->cipher, st->key, p + 1, NULL) != 1 ||
+	    local_aad(c, call, present) != 0)
+		goto fail;
+	outl = 0;
+	if (call->in_len > 0 && EVP_EncryptUpdate(c, p + LOCAL_HEADER_LEN,
+	    &outl, call->in, (int)call->in_len) != 1)
+		goto fail;
+	if ((size_t)outl != call->in_len ||
+	    EVP_EncryptFinal_ex(c, p + LOCAL_HEADER_LEN + outl, &finl) != 1 ||
+	    finl != 0 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, LOCAL_TAG_LEN,
+	    p + LOCAL_HEADER_LEN + call->in_len) != 1)
+		goto fail;
+	EVP_CIPHER_CTX_free(c);
+	call->out.len += need;
+	local_succeed(call);
+	return;
+fail:
+	ERR_clear_error();
+	EVP_CIPHER_CTX_free(c);
+	OPENSSL_cleanse(p, need);
+	provider_fail(call, ERR_INTERNAL, "local encryption failed");
+}
+
+static void
+local_unwrap(struct local_state *st, struct prov_call *call)
+{
+	EVP_CIPHER_CTX *c = NULL;
+	const uint8_t *in = call->in;
+	uint8_t tag[LOCAL_TAG_LEN];
+	uint8_t *p = NULL;
+	size_t ct_len = 0;
+	int present, outl, finl, r;
+
+	if (local_context(call, &present) != 0) {
+		provider_fail(call, ERR_INTERNAL, "context without its JSON");
+		return;
+	}
+	if (call->in_len < LOCAL_OVERHEAD) {
+		provider_fail(call, ERR_DECRYPTION_FAILED,
+		    "local ciphertext too short");
+		return;
+	}
+	if (in[0] != LOCAL_VERSION) {
+		provider_fail(call, ERR_DECRYPTION_FAILED,
+		    "unknown local ciphertext version %u", (unsigned)in[0]);
+		return;
+	}
+	ct_len = call->in_len - LOCAL_OVERHEAD;
+	if (ct_len > INT_MAX) {
+		provider_fail(call, ERR_TOO_LARGE,
+		    "local ciphertext over the limit");
+		return;
+	}
+	if ((r = buf_reserve(&call->out, ct_len)) != 0) {
+		provider_fail(call, r, r == ERR_TOO_LARGE ?
+		    "plaintext over the output limit" : "out of memory");
+		return;
+	}
+	p = call->out.data + call->out.len;
+	memcpy(tag, in + LOCAL_HEADER_LEN + ct_len, LOCAL_TAG_LEN);
+	if ((c = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_DecryptInit_ex2(c, st->cipher, st->key, in + 1, NULL) != 1 ||
+	    local_aad(c, call, present) != 0)
+		goto internal;
+	outl = 0;
+	if (ct_len > 0 && EVP_DecryptUpdate(c, p, &outl,
+	    in + LOCAL_HEADER_LEN, (int)ct_len) != 1)
+		goto internal;
+	if ((size_t)outl != ct_len ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, LOCAL_TAG_LEN,
+	    tag) != 1)
+		goto internal;
+	if (EVP_DecryptFinal_ex(c, p + outl, &finl) != 1 || finl != 0) {
+		/* The plaintext written so far is unauthenticated: wipe it. */
+		ERR_clear_error();
+		EVP_CIPHER_CTX_free(c);
+		OPENSSL_cleanse(p, ct_len);
+		provider_fail(call, ERR_DECRYPTION_FAILED, "local ciphertext "
+		    "does not authenticate (wrong key or context, or damaged)");
+		return;
+	}
+	EVP_CIPHER_CTX_free(c);
+	call->out.len += ct_len;
+	local_succeed(call);
+	return;
+internal:
+	ERR_clear_error();
+	EVP_CIPHER_CTX_free(c);
+	OPENSSL_cleanse(p, ct_len);
+	provider_fail(call, ERR_INTERNAL, "local decryption failed");
+}
+
+static void
+local_start(void *state, struct prov_call *call)
+{
+	if (call->op == PROV_WRAP)
+		local_wrap(state, call);
+	else if (call->op == PROV_UNWRAP)
+		local_unwrap(state, call);
+	else
+		provider_fail(call, ERR_INTERNAL, "unknown provider op");
+}
+
+const struct provider_ops provider_local = {
+	.name = "local",
+	.match = local_match,
+	.open = local_open,
+	.close = local_close,
+	.start = local_start,
+	.cancel = NULL,
+};

@@ -1,0 +1,343 @@
+/*
+ * server.c: listening sockets, accept, peer credentials, shutdown.
+ *
+ * Socket files are created with their configured mode from the start (the
+ * umask is narrowed around bind), a stale file left by a crashed daemon is
+ * replaced, a live one is never stolen. Peer credentials are read before a
+ * connection is allocated. Running out of descriptors pauses the listener
+ * for a moment instead of spinning; past max_connections a client gets a
+ * `busy` answer and is closed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "err.h"
+#include "frame.h"
+#include "log.h"
+#include "server.h"
+
+/* Pending connections the kernel may queue per socket. */
+#define SERVER_BACKLOG 128
+
+static void
+server_fill_addr(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* config.c bounds the length */
+	memcpy(sun->sun_path, path, strlen(path) + 1);
+}
+
+/* Remove a socket file nobody listens on; refuse to touch anything else. */
+static int
+server_clear_stale(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	server_fill_addr(&sun, path);
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (r == 0) {
+		snprintf(err, errlen, "%s is in use by another process", path);
+		return -1;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot remove stale %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+server_refuse(int fd, const char *why)
+{
+	struct response rs;
+	struct buf b;
+
+	/* Best effort: a non-blocking write of one small frame. */
+	buf_init(&b, 512);
+	msg_response_init(&rs);
+	rs.error = ERR_BUSY;
+	rs.message.p = why;
+	rs.message.len = strlen(why);
+	if (msg_encode_response(&b, &rs) == 0)
+		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	buf_done(&b);
+	close(fd);
+}
+
+static void
+server_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	l->paused = 0;
+	event_add(l->ev, NULL);
+}
+
+static void
+server_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct server *s = l->srv;
+	struct ucred cred;
+	socklen_t len;
+	struct peer peer;
+	int fd;
+
+	for (int i = 0; i < SERVER_ACCEPTS_PER_WAKE; i++) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				struct timeval tv = {
+					SERVER_EMFILE_PAUSE_MS / 1000,
+					(SERVER_EMFILE_PAUSE_MS % 1000) * 1000
+				};
+				log_warn("socket %s: accept: %s; pausing for "
+				    "%d ms", l->cfg->name, strerror(errno),
+				    SERVER_EMFILE_PAUSE_MS);
+				event_del(l->ev);
+				l->paused = 1;
+				event_add(l->resume, &tv);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("socket %s: accept: %s", l->cfg->name,
+				    strerror(errno));
+			return;
+		}
+		len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+			log_warn("socket %s: SO_PEERCRED: %s", l->cfg->name,
+			    strerror(errno));
+			close(fd);
+			continue;
+		}
+		peer.pid = cred.pid;
+		peer.uid = cred.uid;
+		peer.gid = cred.gid;
+		if (s->draining) {
+			server_refuse(fd, "server shutting down");
+			continue;
+		}
+		if (s->nconns >= s->cfg->max_connections) {
+			log_warn("socket %s: refusing uid %u pid %d: "
+			    "max_connections (%u) reached", l->cfg->name,
+			    (unsigned)peer.uid, (int)peer.pid,
+			    s->cfg->max_connections);
+			server_refuse(fd, "too many connections");
+			continue;
+		}
+		conn_new(l, fd, &peer);
+	}
+}
+
+static int
+server_listen(struct server *s, struct listener *l, char *err, size_t errlen)
+{
+	const struct cfg_socket *cs = l->cfg;
+	struct sockaddr_un sun;
+	mode_t old;
+	int fd, r;
+
+	if (server_clear_stale(cs->path, err, errlen) != 0) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s: %s", cs->path,
+			    strerror(errno));
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	server_fill_addr(&sun, cs->path);
+	/* The file is born with the configured mode: no window in which it
+	 * is more open than configured. */
+	old = umask((mode_t)(~cs->mode & 0777));
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r != 0) {
+		snprintf(err, errlen, "[socket %s] bind %s: %s", cs->name,
+		    cs->path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if ((l->path = strdup(cs->path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		unlink(cs->path);
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, SERVER_BACKLOG) != 0) {
+		snprintf(err, errlen, "[socket %s] listen: %s", cs->name,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	l->fd = fd;
+	l->ev = event_new(s->base, fd, EV_READ | EV_PERSIST, server_accept_cb,
+	    l);
+	l->resume = evtimer_new(s->base, server_resume_cb, l);
+	if (l->ev == NULL || l->resume == NULL || event_add(l->ev, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+server_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+		TAILQ_REMOVE(&s->dead, c, entry);
+		conn_free(c);
+	}
+	if (s->draining && s->nconns == 0)
+		event_base_loopbreak(s->base);
+}
+
+int
+server_init(struct server *s, struct event_base *base, struct config *cfg,
+    struct keyring *kr)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = base;
+	s->cfg = cfg;
+	s->kr = kr;
+	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->dead);
+	if ((s->reaper = event_new(base, -1, 0, server_reap_cb, s)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+server_start(struct server *s, char *err, size_t errlen)
+{
+	s->n_lst = s->cfg->n_sockets;
+	if ((s->lst = calloc(s->n_lst, sizeof(*s->lst))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < s->n_lst; i++) {
+		s->lst[i].srv = s;
+		s->lst[i].fd = -1;
+		s->lst[i].cfg = &s->cfg->sockets[i];
+	}
+	for (size_t i = 0; i < s->n_lst; i++) {
+		err[0] = '\0';
+		if (server_listen(s, &s->lst[i], err, errlen) != 0)
+			return -1;
+		log_info("socket %s: listening on %s (mode %04o)",
+		    s->lst[i].cfg->name, s->lst[i].path,
+		    (unsigned)s->lst[i].cfg->mode);
+	}
+	return 0;
+}
+
+static void
+server_close_listeners(struct server *s)
+{
+	for (size_t i = 0; i < s->n_lst; i++) {
+		struct listener *l = &s->lst[i];
+
+		if (l->ev != NULL) {
+			event_free(l->ev);
+			l->ev = NULL;
+		}
+		if (l->resume != NULL) {
+			event_free(l->resume);
+			l->resume = NULL;
+		}
+		if (l->fd >= 0) {
+			close(l->fd);
+			l->fd = -1;
+		}
+		if (l->path != NULL) {
+			unlink(l->path);
+			free(l->path);
+			l->path = NULL;
+		}
+	}
+}
+
+static void
+server_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	log_warn("shutdown: %u connection(s) still busy after %d ms, "
+	    "exiting anyway", s->nconns, SERVER_DRAIN_MS);
+	event_base_loopbreak(s->base);
+}
+
+void
+server_drain(struct server *s)
+{
+	struct conn *c, *next;
+	struct timeval tv = { SERVER_DRAIN_MS / 1000,
+	    (SERVER_DRAIN_MS % 1000) * 1000 };
+
+	if (s->draining)
+		return;
+	s->draining = 1;
+	server_close_listeners(s);
+	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		conn_drain(c);
+	}
+	if (s->nconns == 0) {
+		event_base_loopbreak(s->base);
+		return;
+	}
+	s->drain_timer = evtimer_new(s->base, server_drain_timeout_cb, s);
+	if (s->drain_timer == NULL || evtimer_add(s->drain_timer, &tv) != 0)
+		event_base_loopbreak(s->base);
+}
+
+void
+server_free(struct server *s)
+{
+	struct conn *c;
+
+	server_close_listeners(s);
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
+		conn_kill(c, "exit");
+	while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+		TAILQ_REMOVE(&s->dead, c, entry);
+		conn_free(c);
+	}
+	free(s->lst);
+	s->lst = NULL;
+	if (s->reaper != NULL)
+		event_free(s->reaper);
+	s->reaper = NULL;
+	if (s->drain_timer != NULL)
+		event_free(s->drain_timer);
+	s->drain_timer = NULL;
+}
