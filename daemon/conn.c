@@ -88,19 +88,26 @@ conn_update(struct conn *c)
 	else
 		event_del(c->wev);
 
-	/* One timer: a started frame must finish in frame_timeout; a
-	 * connection with nothing in flight is closed after idle_timeout.
-	 * While requests are in flight the provider deadlines apply. */
-	if (c->in.len > 0 && !c->eof)
+	/* One timer. A frame that has started must be complete within
+	 * frame_timeout of its first byte (more bytes of the same frame do not
+	 * extend it: a client trickling one byte at a time is still cut off).
+	 * A connection with nothing to do, or whose client does not read its
+	 * answers, is closed after idle_timeout of that. While requests are in
+	 * flight the provider deadlines apply instead. */
+	if (c->reading && c->in.len > 0) {
+		if (c->timer_kind == CONN_TIMER_FRAME && !c->frame_done)
+			return;
+		c->timer_kind = CONN_TIMER_FRAME;
 		ms = cfg->frame_timeout_ms;
-	else if (idle)
+	} else if (idle || c->out.len >= CONN_OUT_HIGH) {
+		c->timer_kind = CONN_TIMER_IDLE;
 		ms = cfg->idle_timeout_ms;
-	else
-		ms = 0;
-	if (ms == 0) {
+	} else {
+		c->timer_kind = CONN_TIMER_NONE;
 		event_del(c->timer);
 		return;
 	}
+	c->frame_done = 0;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	event_add(c->timer, &tv);
@@ -154,7 +161,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->in.len > 0) {
+	if (c->timer_kind == CONN_TIMER_FRAME) {
 		log_info("conn %llu (uid %u pid %d): partial frame not "
 		    "completed in time, closing", (unsigned long long)c->serial,
 		    (unsigned)c->peer.uid, (int)c->peer.pid);
@@ -225,6 +232,7 @@ conn_process(struct conn *c)
 			ops_dispatch(c, &req);
 		/* Wipes the frame: it may have carried a plaintext. */
 		buf_consume(&c->in, FRAME_HDR + blen);
+		c->frame_done = 1;
 	}
 	c->processing = 0;
 	if (!c->dead)

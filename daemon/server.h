@@ -74,6 +74,13 @@ struct conn {
 	int eof;			/* peer shut its side: finish, then close */
 	int closing;			/* flush out, then close */
 	int processing;			/* inside conn_process: flush later */
+	int frame_done;			/* a frame completed since the timer
+					 * was armed */
+	enum conn_timer {
+		CONN_TIMER_NONE,
+		CONN_TIMER_FRAME,
+		CONN_TIMER_IDLE,
+	} timer_kind;
 	int dead;
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, job) ops;		/* in flight, detached when dead */

@@ -344,7 +344,8 @@ context_json(const struct context *c, enum ctx_style style, struct buf *out)
 	r = buf_append_byte(out, '}');
 out:
 	if (r != 0 && out->len > start) {
-		/* Context values may be sensitive (they reach audit HMACs). */
+		/* Contexts may be sensitive: the audit log can be set to
+		 * keep only their HMAC. */
 		OPENSSL_cleanse(out->data + start, out->len - start);
 		out->len = start;
 	}

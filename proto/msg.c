@@ -16,6 +16,7 @@
  * is wiped.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,7 +299,9 @@ msg_request_fields(const msgpack_object **f, const uint8_t *body,
 	    1, MSG_MAX_AUDIT_PATH, body, &ret->audit_path, ret->why)) != 0)
 		return r;
 	if ((o = f[RF_FORMAT]) != NULL) {
-		if ((r = msg_str(o, "format", 1, 16, body, &ret->format,
+		/* An enumeration: any other value, however long, is simply
+		 * not one of the two. */
+		if ((r = msg_str(o, "format", 0, SIZE_MAX, body, &ret->format,
 		    ret->why)) != 0)
 			return r;
 		if (!str_eq(ret->format, "json") &&

@@ -119,7 +119,8 @@ def bad_ciphertexts(k):
     n = 10
     for ct in ("AAAA", "v1", "v0:AAAA", "vX:AAAA", "v1:", "v1:!!!!",
                "v1:AAA", "v1:AAAA", good[:-8] + "AAAAAAA=",
-               good[:3] + "A" + good[4:], good[:20]):
+               good[:3] + ("B" if good[3] != "B" else "C") + good[4:],
+               good[:20]):
         resp = r.call({"id": n, "op": "decrypt", "key": "default",
                        "ciphertext": ct})
         err(resp, "decryption_failed", n)

@@ -1,0 +1,1004 @@
+/*
+ * http.c: libcurl multi driven by the libevent loop, for every provider.
+ *
+ * Owns: the one CURLM of a struct http (and through it the connection
+ * cache, DNS cache and CA cache shared by all clients), one libevent event
+ * per socket curl watches, one timer for curl's timeouts, and one http_op
+ * per started request (private to this file, reached from http_req.priv).
+ *
+ * Invariants:
+ * - An op is in exactly one state and at most one list: QUEUED (c->queue),
+ *   RUNNING or BACKOFF (c->active, holding one of the client's
+ *   max_inflight slots across its retries), COMPLETING (c->completing,
+ *   result kept, done() pending on a zero-delay event).
+ * - done() runs only from the op's own event on a later loop turn, never
+ *   inside http_start, http_cancel or a curl callback; the one exception is
+ *   http_client_free, whose caller asked for it. Before done() runs the op
+ *   is unlinked and r->priv is NULL, so done() may free r, cancel or start
+ *   other requests, or free the client.
+ * - Queued requests are admitted from a per-client zero-delay event, FIFO.
+ * - curl callbacks only (re)arm events and record what curl reported;
+ *   easy handles are added and removed, and hooks run, only between
+ *   curl_multi_socket_action calls.
+ * - Header strings exist only for one try and are wiped when it ends, so a
+ *   credential or signature does not outlive the try in our memory.
+ * - Nothing here logs: errors go to the owner through done() and errmsg.
+ *
+ * Hooks (prepare, classify) may call http_req_header and http_cancel on
+ * their own request, nothing else of this API.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "err.h"
+#include "http.h"
+
+/* First retry waits up to this long (full jitter: uniform in [0, cap]). */
+#define HTTP_BACKOFF_BASE_MS 50
+/* Cap on one backoff step, so a long deadline does not sleep for seconds
+ * while the provider has likely recovered. */
+#define HTTP_BACKOFF_MAX_MS 1000
+/* A retry needs at least this much of the deadline left to be worth it:
+ * less cannot even finish a TCP handshake to a remote endpoint. */
+#define HTTP_MIN_TRY_MS 10
+/* Longest single header line ("Name: value"): a GCP access token is ~2 KB,
+ * a SigV4 Authorization ~300 bytes; more is a bug upstream. */
+#define HTTP_MAX_HEADER_LEN 8192
+/* Idle keep-alive connections the shared cache may hold: each is a file
+ * descriptor, and a dead provider's connections should not pile up. */
+#define HTTP_MAX_CONNECTS 256
+/* Bound on a try count so a bad configuration cannot spin for long. */
+#define HTTP_MAX_TRIES_CAP 16
+
+enum http_state {
+	HTTP_S_NEW,
+	HTTP_S_QUEUED,
+	HTTP_S_RUNNING,
+	HTTP_S_BACKOFF,
+	HTTP_S_COMPLETING,
+};
+
+struct http_sock {
+	struct http *h;
+	struct event *ev;
+	LIST_ENTRY(http_sock) link;
+};
+
+struct http_op {
+	struct http_req *r;
+	struct http_client *c;
+	TAILQ_ENTRY(http_op) link;
+	enum http_state state;
+	uint64_t deadline_us;		/* CLOCK_MONOTONIC */
+	struct event *deadline_ev;
+	struct event *step;		/* backoff timer, then done() */
+	CURL *easy;
+	bool in_multi;
+	bool in_hook;			/* inside prepare() or classify() */
+	bool cancelled;			/* http_cancel while in_hook */
+	int write_err;			/* body over the cap (or no memory) */
+	char *hdr[HTTP_MAX_HEADERS];	/* "Name: value", wiped on clear */
+	size_t hdr_len[HTTP_MAX_HEADERS];
+	unsigned nhdr;
+	/* Our own list nodes: curl_slist_append would keep unwiped copies. */
+	struct curl_slist nodes[HTTP_MAX_HEADERS + 1];
+	struct buf body;
+	int err;
+	long status;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+TAILQ_HEAD(http_op_list, http_op);
+
+struct http_client {
+	struct http *h;
+	TAILQ_ENTRY(http_client) link;
+	unsigned deadline_ms;
+	unsigned max_inflight;
+	unsigned max_queue;
+	unsigned max_tries;
+	char *ca_file;
+	unsigned inflight;		/* ops in RUNNING or BACKOFF */
+	unsigned queued;
+	struct http_op_list queue;
+	struct http_op_list active;
+	struct http_op_list completing;
+	struct event *pump;		/* admits queued ops */
+	bool closing;
+};
+
+struct http {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	LIST_HEAD(, http_sock) socks;
+	TAILQ_HEAD(, http_client) clients;
+	uint64_t connects;
+};
+
+/* Disables "Expect: 100-continue": it costs a round trip (or a one second
+ * wait on servers that ignore it) for no gain on small API bodies. */
+static char http_no_expect[] = "Expect:";
+
+static void http_op_try(struct http_op *op);
+static void http_op_free(struct http_op *op);
+
+static uint64_t
+http_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct timeval
+http_tv_ms(uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	return tv;
+}
+
+static void
+http_headers_clear(struct http_op *op)
+{
+	for (unsigned i = 0; i < op->nhdr; i++) {
+		OPENSSL_cleanse(op->hdr[i], op->hdr_len[i]);
+		free(op->hdr[i]);
+		op->hdr[i] = NULL;
+		op->hdr_len[i] = 0;
+	}
+	op->nhdr = 0;
+}
+
+/* ---- curl <-> libevent ---- */
+
+static void
+http_check_done(struct http *h);
+
+static void
+http_sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_sock *s = arg;
+	struct http *h = s->h;	/* s may be freed inside socket_action */
+	int action = 0, running;
+
+	if (what & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(h->multi, fd, action, &running);
+	http_check_done(h);
+}
+
+static void
+http_sock_free(struct http_sock *s)
+{
+	LIST_REMOVE(s, link);
+	event_free(s->ev);
+	free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: one persistent event per socket curl uses. */
+static int
+http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+	struct http *h = arg;
+	struct http_sock *s = sockp;
+	short flags;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL)
+			http_sock_free(s);
+		return 0;
+	}
+	flags = EV_PERSIST;
+	if (what & CURL_POLL_IN)
+		flags |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		flags |= EV_WRITE;
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL)
+			return -1;
+		s->h = h;
+		s->ev = event_new(h->base, fd, flags, http_sock_event_cb, s);
+		if (s->ev == NULL) {
+			free(s);
+			return -1;
+		}
+		LIST_INSERT_HEAD(&h->socks, s, link);
+		if (curl_multi_assign(h->multi, fd, s) != CURLM_OK) {
+			http_sock_free(s);
+			return -1;
+		}
+	} else {
+		event_del(s->ev);
+		if (event_assign(s->ev, h->base, fd, flags, http_sock_event_cb,
+		    s) != 0)
+			return -1;
+	}
+	return event_add(s->ev, NULL) == 0 ? 0 : -1;
+}
+
+static void
+http_timer_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http *h = arg;
+	int running;
+
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_check_done(h);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only re-arms; curl is driven from the event. */
+static int
+http_timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct http *h = arg;
+	struct timeval tv;
+
+	if (timeout_ms < 0)
+		return event_del(h->timer) == 0 ? 0 : -1;
+	tv = http_tv_ms((uint64_t)timeout_ms);
+	return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
+}
+
+/* ---- op state ---- */
+
+/* Take op out of curl and count the connections its try opened. */
+static void
+http_op_unplug(struct http_op *op)
+{
+	long n = 0;
+
+	if (!op->in_multi)
+		return;
+	if (curl_easy_getinfo(op->easy, CURLINFO_NUM_CONNECTS, &n) ==
+	    CURLE_OK && n > 0)
+		op->c->h->connects += (uint64_t)n;
+	curl_multi_remove_handle(op->c->h->multi, op->easy);
+	op->in_multi = false;
+}
+
+static void
+http_client_kick(struct http_client *c)
+{
+	if (!c->closing && !TAILQ_EMPTY(&c->queue) &&
+	    c->inflight < c->max_inflight)
+		event_active(c->pump, 0, 0);
+}
+
+/* Leave the current state: no list, no timer, no transfer, no headers. */
+static void
+http_op_detach(struct http_op *op)
+{
+	struct http_client *c = op->c;
+
+	switch (op->state) {
+	case HTTP_S_NEW:
+		break;
+	case HTTP_S_QUEUED:
+		TAILQ_REMOVE(&c->queue, op, link);
+		c->queued--;
+		break;
+	case HTTP_S_RUNNING:
+	case HTTP_S_BACKOFF:
+		TAILQ_REMOVE(&c->active, op, link);
+		c->inflight--;
+		http_client_kick(c);
+		break;
+	case HTTP_S_COMPLETING:
+		TAILQ_REMOVE(&c->completing, op, link);
+		break;
+	}
+	op->state = HTTP_S_NEW;
+	http_op_unplug(op);
+	http_headers_clear(op);
+	event_del(op->step);
+	event_del(op->deadline_ev);
+}
+
+/* Record the result; done() runs from op->step on the next loop turn. */
+static void
+http_op_complete(struct http_op *op, int err, long status)
+{
+	http_op_detach(op);
+	op->err = err;
+	op->status = status;
+	if (err != 0)
+		buf_clear(&op->body);
+	op->state = HTTP_S_COMPLETING;
+	TAILQ_INSERT_TAIL(&op->c->completing, op, link);
+	event_active(op->step, 0, 0);
+}
+
+/* Hand the result to the owner; op is gone afterwards. */
+static void
+http_op_deliver(struct http_op *op)
+{
+	struct http_req *r = op->r;
+
+	http_op_detach(op);
+	r->priv = NULL;
+	if (r->done != NULL)
+		r->done(r, op->err, op->status, &op->body);
+	/* r may be freed now; op is ours alone. */
+	http_op_free(op);
+}
+
+static void
+http_op_free(struct http_op *op)
+{
+	http_headers_clear(op);
+	if (op->easy != NULL)
+		curl_easy_cleanup(op->easy);
+	buf_done(&op->body);
+	event_free(op->step);
+	event_free(op->deadline_ev);
+	free(op);
+}
+
+/* Drop op without a done() call (http_cancel). */
+static void
+http_op_destroy(struct http_op *op)
+{
+	op->r->priv = NULL;
+	http_op_detach(op);
+	http_op_free(op);
+}
+
+static void
+http_op_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_op *op = arg;
+
+	if (op->state == HTTP_S_BACKOFF)
+		http_op_try(op);
+	else if (op->state == HTTP_S_COMPLETING)
+		http_op_deliver(op);
+}
+
+static void
+http_op_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_op *op = arg;
+	uint64_t now = http_now_us();
+	struct timeval tv;
+
+	/* libevent may use a coarse clock and fire up to a tick early; a
+	 * deadline is never reported before it has passed. */
+	if (now < op->deadline_us) {
+		tv.tv_sec = (time_t)((op->deadline_us - now) / 1000000);
+		tv.tv_usec = (suseconds_t)((op->deadline_us - now) % 1000000);
+		evtimer_add(op->deadline_ev, &tv);
+		return;
+	}
+	if (op->state != HTTP_S_COMPLETING)
+		http_op_complete(op, ERR_TIMEOUT, 0);
+}
+
+static void
+http_client_pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_client *c = arg;
+	struct http_op *op;
+
+	while (!c->closing && c->inflight < c->max_inflight &&
+	    (op = TAILQ_FIRST(&c->queue)) != NULL) {
+		/* Not http_op_detach: the deadline keeps running. */
+		TAILQ_REMOVE(&c->queue, op, link);
+		c->queued--;
+		op->state = HTTP_S_RUNNING;
+		TAILQ_INSERT_TAIL(&c->active, op, link);
+		c->inflight++;
+		http_op_try(op);
+	}
+}
+
+/* ---- one try ---- */
+
+static size_t
+http_write_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct http_op *op = arg;
+	int r;
+
+	/* size is 1 by contract; the cap turns an endless or hostile body
+	 * into CURLE_WRITE_ERROR instead of memory. */
+	if ((r = buf_append(&op->body, p, size * n)) != 0) {
+		op->write_err = r;
+		return 0;
+	}
+	return size * n;
+}
+
+static int
+http_is_plain(const char *url)
+{
+	return strncasecmp(url, "http://", 7) == 0;
+}
+
+#define HTTP_SETOPT(e, opt, val) do { \
+	if ((cc = curl_easy_setopt((e), (opt), (val))) != CURLE_OK) \
+		goto out; \
+} while (0)
+
+/* Configure op->easy for one try. 0 or ERR_*. */
+static int
+http_op_setup(struct http_op *op, long timeout_ms)
+{
+	struct http_req *r = op->r;
+	CURL *e = op->easy;
+	const char *method = r->method != NULL ? r->method : "GET";
+	bool is_get = strcmp(method, "GET") == 0;
+	bool is_post = strcmp(method, "POST") == 0;
+	bool is_head = strcmp(method, "HEAD") == 0;
+	bool has_body = r->body_len > 0 || is_post || strcmp(method, "PUT") == 0;
+	CURLcode cc = CURLE_OK;
+	unsigned i;
+
+	for (i = 0; i < op->nhdr; i++) {
+		op->nodes[i].data = op->hdr[i];
+		op->nodes[i].next = &op->nodes[i + 1];
+	}
+	op->nodes[i].data = http_no_expect;
+	op->nodes[i].next = NULL;
+
+	curl_easy_reset(e);
+	op->errbuf[0] = '\0';
+	HTTP_SETOPT(e, CURLOPT_PRIVATE, op);
+	HTTP_SETOPT(e, CURLOPT_URL, r->url);
+	HTTP_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+	HTTP_SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	HTTP_SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
+	HTTP_SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	HTTP_SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* Debian's default CA path turns off curl's CA cache, which would
+	 * re-parse the system bundle (~30 ms CPU) on every new connection. */
+	HTTP_SETOPT(e, CURLOPT_CAPATH, NULL);
+	if (op->c->ca_file != NULL)
+		HTTP_SETOPT(e, CURLOPT_CAINFO, op->c->ca_file);
+	HTTP_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	HTTP_SETOPT(e, CURLOPT_WRITEFUNCTION, http_write_cb);
+	HTTP_SETOPT(e, CURLOPT_WRITEDATA, op);
+	/* Fails early on a declared Content-Length over the cap. */
+	HTTP_SETOPT(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_BODY);
+	HTTP_SETOPT(e, CURLOPT_ERRORBUFFER, op->errbuf);
+	HTTP_SETOPT(e, CURLOPT_USERAGENT, "kmsd/" KMSD_VERSION);
+	HTTP_SETOPT(e, CURLOPT_HTTPHEADER, op->nodes);
+	/* Loopback test endpoints never go through a proxy from the
+	 * environment; https honours it (admins may need one). */
+	if (http_is_plain(r->url))
+		HTTP_SETOPT(e, CURLOPT_PROXY, "");
+	if (has_body) {
+		HTTP_SETOPT(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->body_len);
+		HTTP_SETOPT(e, CURLOPT_POSTFIELDS,
+		    r->body != NULL ? (const char *)r->body : "");
+	}
+	if (is_head)
+		HTTP_SETOPT(e, CURLOPT_NOBODY, 1L);
+	else if (!is_post && (has_body || !is_get))
+		HTTP_SETOPT(e, CURLOPT_CUSTOMREQUEST, method);
+out:
+	if (cc == CURLE_OK)
+		return 0;
+	return cc == CURLE_OUT_OF_MEMORY ? ERR_NOMEM : ERR_INTERNAL;
+}
+
+#undef HTTP_SETOPT
+
+static void
+http_op_set_errmsg(struct http_op *op, const char *msg)
+{
+	size_t n = strnlen(msg, sizeof(op->r->errmsg) - 1);
+
+	/* curl's messages can be longer; a cut one is still useful. */
+	memcpy(op->r->errmsg, msg, n);
+	op->r->errmsg[n] = '\0';
+}
+
+/* Start a try: op is RUNNING in c->active and holds a slot. */
+static void
+http_op_try(struct http_op *op)
+{
+	struct http_req *r = op->r;
+	uint64_t now = http_now_us();
+	long timeout_ms;
+	int rc;
+
+	if (now >= op->deadline_us) {
+		http_op_complete(op, ERR_TIMEOUT, 0);
+		return;
+	}
+	/* Round up: CURLOPT_TIMEOUT_MS 0 would mean "no timeout". */
+	timeout_ms = (long)((op->deadline_us - now + 999) / 1000);
+	op->state = HTTP_S_RUNNING;
+	r->tries++;
+	r->transport_err = 0;
+	r->errmsg[0] = '\0';
+	op->write_err = 0;
+	buf_clear(&op->body);
+	http_headers_clear(op);
+
+	if (r->prepare != NULL) {
+		op->in_hook = true;
+		rc = r->prepare(r);
+		op->in_hook = false;
+		if (op->cancelled) {
+			http_op_destroy(op);
+			return;
+		}
+		if (rc != 0) {
+			http_op_complete(op, rc, 0);
+			return;
+		}
+	}
+	if (r->url == NULL || !http_url_allowed(r->url)) {
+		r->transport_err = 1;
+		http_op_set_errmsg(op, "URL refused: plain http is for "
+		    "loopback only");
+		http_op_complete(op, ERR_PROVIDER_UNAVAILABLE, 0);
+		return;
+	}
+	if (op->easy == NULL && (op->easy = curl_easy_init()) == NULL) {
+		http_op_complete(op, ERR_NOMEM, 0);
+		return;
+	}
+	if ((rc = http_op_setup(op, timeout_ms)) != 0) {
+		http_op_complete(op, rc, 0);
+		return;
+	}
+	if (curl_multi_add_handle(op->c->h->multi, op->easy) != CURLM_OK) {
+		http_op_complete(op, ERR_INTERNAL, 0);
+		return;
+	}
+	op->in_multi = true;
+}
+
+static enum http_verdict
+http_classify_default(long status, int transport_err)
+{
+	if (transport_err || status == 429 || (status >= 500 && status <= 599))
+		return HTTP_RETRY;
+	return HTTP_DONE;
+}
+
+/* Backoff before try number r->tries + 1; false when there is no time
+ * left for another try. Full jitter over a doubling cap (AWS's
+ * "exponential backoff and jitter"): retries from many requests spread
+ * out instead of arriving together. */
+static bool
+http_op_backoff(struct http_op *op, uint64_t *ret_ms)
+{
+	uint64_t now = http_now_us(), left_ms, cap = HTTP_BACKOFF_BASE_MS;
+	uint64_t ms;
+
+	if (now >= op->deadline_us)
+		return false;
+	left_ms = (op->deadline_us - now) / 1000;
+	if (left_ms <= HTTP_MIN_TRY_MS)
+		return false;
+	for (unsigned i = 1; i < op->r->tries && cap < HTTP_BACKOFF_MAX_MS; i++)
+		cap *= 2;
+	if (cap > HTTP_BACKOFF_MAX_MS)
+		cap = HTTP_BACKOFF_MAX_MS;
+	ms = arc4random_uniform((uint32_t)cap + 1);
+	if (ms > left_ms - HTTP_MIN_TRY_MS)
+		ms = left_ms - HTTP_MIN_TRY_MS;
+	*ret_ms = ms;
+	return true;
+}
+
+/* A try finished inside curl (called between socket_action calls). */
+static void
+http_op_try_done(struct http_op *op, CURLcode res)
+{
+	struct http_req *r = op->r;
+	enum http_verdict v;
+	struct timeval tv;
+	long status = 0;
+	uint64_t ms;
+
+	curl_easy_getinfo(op->easy, CURLINFO_RESPONSE_CODE, &status);
+	http_op_unplug(op);
+	http_headers_clear(op);
+
+	if (op->write_err != 0 || res == CURLE_FILESIZE_EXCEEDED) {
+		http_op_complete(op, op->write_err == ERR_NOMEM ? ERR_NOMEM :
+		    ERR_TOO_LARGE, status);
+		return;
+	}
+	if (res != CURLE_OK) {
+		r->transport_err = 1;
+		http_op_set_errmsg(op, op->errbuf[0] != '\0' ? op->errbuf :
+		    curl_easy_strerror(res));
+		/* The try's timeout is what was left of the deadline. */
+		if (res == CURLE_OPERATION_TIMEDOUT) {
+			http_op_complete(op, ERR_TIMEOUT, 0);
+			return;
+		}
+		/* A half-read response is not a response. */
+		status = 0;
+		buf_clear(&op->body);
+	}
+
+	if (r->classify != NULL) {
+		op->in_hook = true;
+		v = r->classify(r, status, &op->body);
+		op->in_hook = false;
+		if (op->cancelled) {
+			http_op_destroy(op);
+			return;
+		}
+	} else
+		v = http_classify_default(status, r->transport_err);
+
+	if ((v == HTTP_RETRY || v == HTTP_RETRY_FRESH) &&
+	    op->r->tries < op->c->max_tries && http_op_backoff(op, &ms)) {
+		/* prepare() runs before every try, so RETRY_FRESH needs
+		 * nothing more here. */
+		op->state = HTTP_S_BACKOFF;
+		tv = http_tv_ms(ms);
+		evtimer_add(op->step, &tv);
+		return;
+	}
+	if (r->transport_err)
+		http_op_complete(op, ERR_PROVIDER_UNAVAILABLE, 0);
+	else
+		http_op_complete(op, 0, status);
+}
+
+/* Handle every finished transfer; curl is not inside any call here. */
+static void
+http_check_done(struct http *h)
+{
+	struct http_op *op;
+	CURLMsg *msg;
+	int left;
+	void *p;
+
+	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		p = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p);
+		op = p;
+		if (op != NULL && op->in_multi && op->state == HTTP_S_RUNNING)
+			http_op_try_done(op, msg->data.result);
+	}
+}
+
+/* ---- public API ---- */
+
+struct http *
+http_new(struct event_base *base)
+{
+	struct http *h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->base = base;
+	LIST_INIT(&h->socks);
+	TAILQ_INIT(&h->clients);
+	/* Reference counted in libcurl; balanced in http_free. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		free(h);
+		return NULL;
+	}
+	if ((h->multi = curl_multi_init()) == NULL)
+		goto fail;
+	if ((h->timer = evtimer_new(base, http_timer_event_cb, h)) == NULL)
+		goto fail;
+	if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION,
+	    http_sock_cb) != CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION,
+	    http_timer_cb) != CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK)
+		goto fail;
+	return h;
+fail:
+	if (h->timer != NULL)
+		event_free(h->timer);
+	if (h->multi != NULL)
+		curl_multi_cleanup(h->multi);
+	curl_global_cleanup();
+	free(h);
+	return NULL;
+}
+
+void
+http_free(struct http *h)
+{
+	struct http_client *c;
+	struct http_sock *s;
+
+	if (h == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&h->clients)) != NULL)
+		http_client_free(c);
+	curl_multi_cleanup(h->multi);
+	/* Sockets curl did not report removed before it went away. */
+	while ((s = LIST_FIRST(&h->socks)) != NULL)
+		http_sock_free(s);
+	event_free(h->timer);
+	curl_global_cleanup();
+	free(h);
+}
+
+/* Keep one idle connection per request slot, within HTTP_MAX_CONNECTS, so
+ * a burst at max_inflight leaves connections to reuse, not to reopen. */
+static void
+http_tune_cache(struct http *h)
+{
+	struct http_client *c;
+	long n = 0;
+
+	TAILQ_FOREACH(c, &h->clients, link)
+		n += c->max_inflight;
+	if (n > HTTP_MAX_CONNECTS)
+		n = HTTP_MAX_CONNECTS;
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
+}
+
+struct http_client *
+http_client_new(struct http *h, const struct http_client_opts *opts)
+{
+	struct http_client *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->h = h;
+	TAILQ_INIT(&c->queue);
+	TAILQ_INIT(&c->active);
+	TAILQ_INIT(&c->completing);
+	c->deadline_ms = HTTP_DEFAULT_DEADLINE_MS;
+	c->max_inflight = HTTP_DEFAULT_MAX_INFLIGHT;
+	c->max_queue = HTTP_DEFAULT_MAX_QUEUE;
+	c->max_tries = HTTP_DEFAULT_MAX_TRIES;
+	if (opts != NULL) {
+		if (opts->deadline_ms != 0)
+			c->deadline_ms = opts->deadline_ms;
+		if (opts->max_inflight != 0)
+			c->max_inflight = opts->max_inflight;
+		if (opts->max_queue != 0)
+			c->max_queue = opts->max_queue;
+		if (opts->max_tries != 0)
+			c->max_tries = opts->max_tries;
+		if (c->max_tries > HTTP_MAX_TRIES_CAP)
+			c->max_tries = HTTP_MAX_TRIES_CAP;
+		if (opts->ca_file != NULL &&
+		    (c->ca_file = strdup(opts->ca_file)) == NULL)
+			goto fail;
+	}
+	if ((c->pump = event_new(h->base, -1, 0, http_client_pump_cb, c)) ==
+	    NULL)
+		goto fail;
+	TAILQ_INSERT_TAIL(&h->clients, c, link);
+	http_tune_cache(h);
+	return c;
+fail:
+	free(c->ca_file);
+	free(c);
+	return NULL;
+}
+
+void
+http_client_free(struct http_client *c)
+{
+	struct http_op *op;
+	struct http *h;
+
+	if (c == NULL)
+		return;
+	h = c->h;
+	c->closing = true;
+	/* done() runs synchronously here: the owner is going away and must
+	 * not get callbacks after this returns. A done() that starts a new
+	 * request on c only queues it, and the loop fails it too. */
+	for (;;) {
+		if ((op = TAILQ_FIRST(&c->completing)) != NULL) {
+			http_op_deliver(op);
+			continue;
+		}
+		if ((op = TAILQ_FIRST(&c->active)) == NULL &&
+		    (op = TAILQ_FIRST(&c->queue)) == NULL)
+			break;
+		http_op_detach(op);
+		op->err = ERR_PROVIDER_UNAVAILABLE;
+		op->status = 0;
+		buf_clear(&op->body);
+		http_op_deliver(op);
+	}
+	TAILQ_REMOVE(&h->clients, c, link);
+	event_free(c->pump);
+	free(c->ca_file);
+	free(c);
+	http_tune_cache(h);
+}
+
+int
+http_start(struct http_client *c, struct http_req *r)
+{
+	struct http_op *op;
+	struct timeval tv;
+
+	r->client = c;
+	r->tries = 0;
+	r->transport_err = 0;
+	r->errmsg[0] = '\0';
+	r->priv = NULL;
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return ERR_NOMEM;
+	op->r = r;
+	op->c = c;
+	op->state = HTTP_S_NEW;
+	buf_init(&op->body, HTTP_MAX_BODY);
+	op->step = evtimer_new(c->h->base, http_op_step_cb, op);
+	op->deadline_ev = evtimer_new(c->h->base, http_op_deadline_cb, op);
+	if (op->step == NULL || op->deadline_ev == NULL) {
+		if (op->step != NULL)
+			event_free(op->step);
+		if (op->deadline_ev != NULL)
+			event_free(op->deadline_ev);
+		free(op);
+		return ERR_NOMEM;
+	}
+	r->priv = op;
+	op->deadline_us = http_now_us() + (uint64_t)c->deadline_ms * 1000;
+	tv = http_tv_ms(c->deadline_ms);
+
+	if (c->closing || !TAILQ_EMPTY(&c->queue) ||
+	    c->inflight >= c->max_inflight) {
+		if (!c->closing && c->queued >= c->max_queue) {
+			http_op_complete(op, ERR_BUSY, 0);
+			return 0;
+		}
+		op->state = HTTP_S_QUEUED;
+		TAILQ_INSERT_TAIL(&c->queue, op, link);
+		c->queued++;
+		evtimer_add(op->deadline_ev, &tv);
+		http_client_kick(c);
+		return 0;
+	}
+	op->state = HTTP_S_RUNNING;
+	TAILQ_INSERT_TAIL(&c->active, op, link);
+	c->inflight++;
+	evtimer_add(op->deadline_ev, &tv);
+	http_op_try(op);
+	return 0;
+}
+
+void
+http_cancel(struct http_req *r)
+{
+	struct http_op *op = r->priv;
+
+	if (op == NULL)
+		return;
+	if (op->in_hook) {
+		/* Unwound by the hook's caller once the hook returns. */
+		op->cancelled = true;
+		return;
+	}
+	http_op_destroy(op);
+}
+
+static bool
+http_header_name_ok(const char *name, size_t n)
+{
+	/* RFC 9110 token characters. */
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z') || strchr(tchar, ch) != NULL))
+			return false;
+	}
+	return true;
+}
+
+int
+http_req_header(struct http_req *r, const char *name, const char *value)
+{
+	struct http_op *op = r->priv;
+	size_t nlen, vlen, len;
+	unsigned i;
+	char *line;
+
+	if (op == NULL || op->in_multi || op->state != HTTP_S_RUNNING)
+		return ERR_INTERNAL;
+	nlen = strlen(name);
+	vlen = strlen(value);
+	/* A CR or LF in a value (say, a token from a metadata server) would
+	 * let it inject headers; refuse rather than send it. */
+	if (!http_header_name_ok(name, nlen) || strpbrk(value, "\r\n") != NULL)
+		return ERR_INTERNAL;
+	if (nlen + vlen + 2 > HTTP_MAX_HEADER_LEN)
+		return ERR_TOO_LARGE;
+	for (i = 0; i < op->nhdr; i++)
+		if (strncasecmp(op->hdr[i], name, nlen) == 0 &&
+		    op->hdr[i][nlen] == ':')
+			break;
+	if (i == op->nhdr && op->nhdr == HTTP_MAX_HEADERS)
+		return ERR_TOO_LARGE;
+	len = nlen + 2 + vlen + 1;
+	if ((line = malloc(len)) == NULL)
+		return ERR_NOMEM;
+	memcpy(line, name, nlen);
+	memcpy(line + nlen, ": ", 2);
+	memcpy(line + nlen + 2, value, vlen + 1);
+	if (i < op->nhdr) {
+		OPENSSL_cleanse(op->hdr[i], op->hdr_len[i]);
+		free(op->hdr[i]);
+	} else
+		op->nhdr++;
+	op->hdr[i] = line;
+	op->hdr_len[i] = len;
+	return 0;
+}
+
+/*
+ * Parsed with curl's own URL parser, so the host judged here is the host
+ * curl connects to (no userinfo, port or IPv4 shorthand tricks).
+ */
+int
+http_url_allowed(const char *url)
+{
+	char *scheme = NULL, *host = NULL;
+	unsigned char a[sizeof(struct in6_addr)];
+	CURLU *u;
+	int ok = 0;
+	size_t n;
+
+	if (url == NULL || (u = curl_url()) == NULL)
+		return 0;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		goto out;
+	if (strcasecmp(scheme, "https") == 0) {
+		ok = 1;
+		goto out;
+	}
+	if (strcasecmp(scheme, "http") != 0)
+		goto out;
+	n = strlen(host);
+	if (strcasecmp(host, "localhost") == 0)
+		ok = 1;
+	else if (inet_pton(AF_INET, host, a) == 1)
+		ok = a[0] == 127;
+	else if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+		host[n - 1] = '\0';
+		ok = inet_pton(AF_INET6, host + 1, a) == 1 &&
+		    memcmp(a, &in6addr_loopback, sizeof(a)) == 0;
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+uint64_t
+http_connections_opened(const struct http *h)
+{
+	return h->connects;
+}
