@@ -31,6 +31,10 @@
 /* Lines per batch in rewrap: big enough to keep the pipeline full, small
  * enough that a huge input never sits in memory whole. */
 #define REWRAP_CHUNK 1000
+/* Bytes asked of one read(2) on stdin. */
+#define READ_CHUNK 4096
+/* Longest --timeout: a day, what libkmsclient accepts. */
+#define TIMEOUT_MAX_MS 86400000UL
 /* Room for base64 of a data key or of the largest plaintext, plus JSON. */
 #define OUT_MAX (2 * KMS_MAX_PLAINTEXT + KMS_MAX_STORED + 64)
 
@@ -195,7 +199,7 @@ write_all(const void *p, size_t n)
 	return 0;
 }
 
-/* Read all of stdin into b; ERR-style: 0, -1 I/O error, -2 over b's cap. */
+/* Read all of stdin into b: 0, -1 I/O error, -2 more than b's cap. */
 static int
 read_stdin(struct buf *b)
 {
@@ -213,8 +217,8 @@ read_stdin(struct buf *b)
 			OPENSSL_cleanse(&extra, sizeof(extra));
 			return n == 0 ? 0 : n > 0 ? -2 : -1;
 		}
-		if (room > 4096)
-			room = 4096;
+		if (room > READ_CHUNK)
+			room = READ_CHUNK;
 		if (buf_reserve(b, room) != 0)
 			return -1;
 		n = read(STDIN_FILENO, b->data + b->len, room);
@@ -540,6 +544,14 @@ rewrap_chunk(kms_client *c, struct opts *o, const char *key,
 		return -1;
 	}
 	for (size_t i = 0; i < ch->n; i++) {
+		if (ch->lines[i][0] == '\0') {
+			snprintf(ch->err[i].code, sizeof(ch->err[i].code),
+			    "invalid_argument");
+			snprintf(ch->err[i].message,
+			    sizeof(ch->err[i].message), "empty line");
+			ch->item[i] = -1;
+			continue;
+		}
 		if (kms_batch_add_rewrap(b, key, o->ctx, o->new_ctx,
 		    ch->lines[i], &ch->err[i]) != 0) {
 			if (strcmp(ch->err[i].code, "no_memory") == 0) {
@@ -761,9 +773,9 @@ parse_timeout(const char *s, unsigned *ret)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v == 0 ||
-	    v > 86400000UL || s[0] == '-')
-		return usage_error("--timeout wants 1 to 86400000 ms, not '%s'",
-		    s);
+	    v > TIMEOUT_MAX_MS || s[0] == '-')
+		return usage_error("--timeout wants 1 to %lu ms, not '%s'",
+		    TIMEOUT_MAX_MS, s);
 	*ret = (unsigned)v;
 	return 0;
 }
@@ -877,6 +889,9 @@ run(int argc, char **argv, struct opts *o)
 	int ch, r, nargs;
 	kms_error e;
 
+	/* getopt's own messages name argv[0]: make it "kmsctl" whatever path
+	 * ran us, like every other message. */
+	argv[0] = (char *)"kmsctl";
 	/* Global options stop at the command ('+'). */
 	while ((ch = getopt_long(argc, argv, "+s:h", long_opts, NULL)) != -1) {
 		if (ch != 's' && ch != 'h' && ch != LO_JSON &&

@@ -7,6 +7,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +31,12 @@
 #define CONFIG_DEFAULT_IDLE_TIMEOUT_MS 300000
 /* Socket files are private unless the operator opens them up. */
 #define CONFIG_DEFAULT_SOCKET_MODE 0600
+/* The admin socket is root's alone unless the operator says otherwise. */
+#define CONFIG_DEFAULT_ADMIN_MODE 0600
+/* How often the metrics textfile is rewritten. */
+#define CONFIG_DEFAULT_METRICS_INTERVAL_MS 5000
+/* Largest decrypt_limit: the sliding window counts 32-bit buckets. */
+#define CONFIG_MAX_DECRYPT_LIMIT 100000000UL
 /* Hard ceiling for max_connections: each costs a descriptor and buffers. */
 #define CONFIG_MAX_CONNECTIONS_CEIL 65536
 
@@ -40,6 +48,11 @@ struct parse {
 	int err_line;		/* first error's line, 0 = none */
 	char err[256];
 	int toolong;
+	/* [kmsd] admin_* options, turned into a socket at the end */
+	char *admin_path;
+	mode_t admin_mode;
+	gid_t admin_group;
+	int admin_line;
 };
 
 static void
@@ -175,6 +188,212 @@ config_set_str(struct parse *p, char **dst, const char *name,
 	return 0;
 }
 
+/* "600/min" or "0". */
+static int
+config_parse_rate(const char *s, uint32_t *ret)
+{
+	char buf[32];
+	const char *slash = strchr(s, '/');
+	unsigned long v;
+	size_t n;
+
+	if (strcmp(s, "0") == 0) {
+		*ret = 0;
+		return 0;
+	}
+	if (slash == NULL || strcmp(slash, "/min") != 0)
+		return -1;
+	n = (size_t)(slash - s);
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (config_parse_uint(buf, 0, CONFIG_MAX_DECRYPT_LIMIT, &v) != 0)
+		return -1;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int
+config_parse_mode(const char *value, mode_t *ret)
+{
+	char *end;
+	unsigned long m;
+
+	errno = 0;
+	m = strtoul(value, &end, 8);
+	if (errno != 0 || *end != '\0' || end == value || m > 0777 ||
+	    (m & 0111) != 0 || (m & 0600) != 0600)
+		return -1;
+	*ret = (mode_t)m;
+	return 0;
+}
+
+static int
+config_resolve_user(const char *name, uid_t *ret)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	unsigned long v;
+
+	if (isdigit((unsigned char)name[0]))
+		return config_parse_uint(name, 0, (uid_t)-2, &v) == 0 ?
+		    (*ret = (uid_t)v, 0) : -1;
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return -1;
+	*ret = pw.pw_uid;
+	return 0;
+}
+
+static int
+config_resolve_group(const char *name, gid_t *ret)
+{
+	struct group gr, *res = NULL;
+	char buf[16384];
+	unsigned long v;
+
+	if (isdigit((unsigned char)name[0]))
+		return config_parse_uint(name, 0, (gid_t)-2, &v) == 0 ?
+		    (*ret = (gid_t)v, 0) : -1;
+	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return -1;
+	*ret = gr.gr_gid;
+	return 0;
+}
+
+/* Split a "a, b c" list into at most CONFIG_MAX_LIST words; each word
+ * goes to fn. */
+static int
+config_each_word(struct parse *p, const char *name, const char *value,
+    int (*fn)(struct parse *, void *, const char *), void *arg)
+{
+	char *copy, *tok, *save = NULL;
+	int n = 0, r = 0;
+
+	if ((copy = strdup(value)) == NULL) {
+		parse_error(p, p->line, "out of memory");
+		return -1;
+	}
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL && r == 0;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (++n > CONFIG_MAX_LIST) {
+			parse_error(p, p->line, "%s: more than %d entries",
+			    name, CONFIG_MAX_LIST);
+			r = -1;
+			break;
+		}
+		r = fn(p, arg, tok);
+	}
+	free(copy);
+	if (r == 0 && n == 0) {
+		parse_error(p, p->line, "'%s' is empty", name);
+		r = -1;
+	}
+	return r;
+}
+
+static int
+config_add_user(struct parse *p, void *arg, const char *w)
+{
+	struct sock_policy *pol = arg;
+	uid_t *n;
+
+	if ((n = reallocarray(pol->users, pol->n_users + 1, sizeof(*n))) ==
+	    NULL) {
+		parse_error(p, p->line, "out of memory");
+		return -1;
+	}
+	pol->users = n;
+	if (config_resolve_user(w, &n[pol->n_users]) != 0) {
+		parse_error(p, p->line, "peer_users: unknown user '%s'", w);
+		return -1;
+	}
+	pol->n_users++;
+	return 0;
+}
+
+static int
+config_add_group(struct parse *p, void *arg, const char *w)
+{
+	struct sock_policy *pol = arg;
+	gid_t *n;
+
+	if ((n = reallocarray(pol->groups, pol->n_groups + 1, sizeof(*n))) ==
+	    NULL) {
+		parse_error(p, p->line, "out of memory");
+		return -1;
+	}
+	pol->groups = n;
+	if (config_resolve_group(w, &n[pol->n_groups]) != 0) {
+		parse_error(p, p->line, "peer_groups: unknown group '%s'", w);
+		return -1;
+	}
+	pol->n_groups++;
+	return 0;
+}
+
+static int
+config_add_unit(struct parse *p, void *arg, const char *w)
+{
+	struct sock_policy *pol = arg;
+	char **n;
+
+	for (const char *c = w; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr(":_.\\-@", *c) == NULL) {
+			parse_error(p, p->line, "peer_units: bad unit name "
+			    "'%s'", w);
+			return -1;
+		}
+	if (strchr(w, '.') == NULL) {
+		parse_error(p, p->line, "peer_units: '%s' needs its suffix "
+		    "(e.g. %s.service)", w, w);
+		return -1;
+	}
+	if ((n = reallocarray(pol->units, pol->n_units + 1, sizeof(*n))) ==
+	    NULL || (n[pol->n_units] = strdup(w)) == NULL) {
+		if (n != NULL)
+			pol->units = n;
+		parse_error(p, p->line, "out of memory");
+		return -1;
+	}
+	pol->units = n;
+	pol->n_units++;
+	return 0;
+}
+
+static int
+config_add_require(struct parse *p, void *arg, const char *w)
+{
+	struct sock_policy *pol = arg;
+	struct ctx_pair *n;
+	const char *eq = strchr(w, '=');
+	char *k, *v;
+
+	if (eq == NULL || eq == w) {
+		parse_error(p, p->line, "context_require: '%s' is not "
+		    "name=value", w);
+		return -1;
+	}
+	if ((n = reallocarray(pol->require, pol->n_require + 1,
+	    sizeof(*n))) == NULL) {
+		parse_error(p, p->line, "out of memory");
+		return -1;
+	}
+	pol->require = n;
+	k = strndup(w, (size_t)(eq - w));
+	v = strdup(eq + 1);
+	if (k == NULL || v == NULL) {
+		free(k);
+		free(v);
+		parse_error(p, p->line, "out of memory");
+		return -1;
+	}
+	n[pol->n_require].k = (struct str){ k, strlen(k) };
+	n[pol->n_require].v = (struct str){ v, strlen(v) };
+	pol->n_require++;
+	return 0;
+}
+
 static int
 config_kmsd_option(struct parse *p, const char *name, const char *value)
 {
@@ -222,6 +441,77 @@ config_kmsd_option(struct parse *p, const char *name, const char *value)
 		}
 		return 0;
 	}
+	if (strcmp(name, "admin_socket") == 0) {
+		if (value[0] != '/' || strlen(value) >=
+		    sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			parse_error(p, p->line, "admin_socket must be an "
+			    "absolute path shorter than %zu bytes",
+			    sizeof(((struct sockaddr_un *)0)->sun_path));
+			return -1;
+		}
+		p->admin_line = p->line;
+		return config_set_str(p, &p->admin_path, name, value);
+	}
+	if (strcmp(name, "admin_mode") == 0) {
+		if (config_parse_mode(value, &p->admin_mode) != 0) {
+			parse_error(p, p->line, "admin_mode must be octal "
+			    "like 0600 (owner read-write, no execute bits)");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "admin_group") == 0) {
+		if (config_resolve_group(value, &p->admin_group) != 0) {
+			parse_error(p, p->line, "admin_group: unknown group "
+			    "'%s'", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "audit_log") == 0) {
+		if (value[0] != '/') {
+			parse_error(p, p->line, "audit_log must be an "
+			    "absolute path");
+			return -1;
+		}
+		return config_set_str(p, &c->audit_log, name, value);
+	}
+	if (strcmp(name, "audit_context") == 0) {
+		if (strcmp(value, "plain") == 0)
+			c->audit_hmac = 0;
+		else if (strcmp(value, "hmac") == 0)
+			c->audit_hmac = 1;
+		else {
+			parse_error(p, p->line, "audit_context must be plain "
+			    "or hmac");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "decrypt_limit") == 0) {
+		if (config_parse_rate(value, &c->decrypt_limit) != 0) {
+			parse_error(p, p->line, "decrypt_limit must be N/min "
+			    "(N up to %lu) or 0", CONFIG_MAX_DECRYPT_LIMIT);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "metrics_textfile") == 0) {
+		if (value[0] != '/') {
+			parse_error(p, p->line, "metrics_textfile must be an "
+			    "absolute path");
+			return -1;
+		}
+		return config_set_str(p, &c->metrics_textfile, name, value);
+	}
+	if (strcmp(name, "metrics_interval") == 0) {
+		if (config_parse_duration(value, &c->metrics_interval_ms) != 0) {
+			parse_error(p, p->line, "metrics_interval must be a "
+			    "duration like 5s");
+			return -1;
+		}
+		return 0;
+	}
 	parse_error(p, p->line, "unknown option '%s' in [kmsd]", name);
 	return -1;
 }
@@ -234,6 +524,14 @@ config_key_option(struct parse *p, struct cfg_key *k, const char *name,
 	unsigned long n;
 	uint32_t ver = 0;	/* 0 = the current version's key_id */
 
+	if (strcmp(name, "decrypt_limit") == 0) {
+		if (config_parse_rate(value, &k->decrypt_limit) != 0) {
+			parse_error(p, p->line, "decrypt_limit must be N/min "
+			    "(N up to %lu) or 0", CONFIG_MAX_DECRYPT_LIMIT);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(name, "version") == 0) {
 		if (k->current != 0) {
 			parse_error(p, p->line, "'version' given twice");
@@ -292,9 +590,6 @@ config_socket_option(struct parse *p, struct cfg_socket *s, const char *name,
     const char *value)
 {
 	const char *bad;
-	char *end;
-	unsigned long m;
-
 	if (strcmp(name, "path") == 0) {
 		if (value[0] != '/') {
 			parse_error(p, p->line, "path must be absolute");
@@ -308,16 +603,52 @@ config_socket_option(struct parse *p, struct cfg_socket *s, const char *name,
 		return config_set_str(p, &s->path, name, value);
 	}
 	if (strcmp(name, "mode") == 0) {
-		errno = 0;
-		m = strtoul(value, &end, 8);
-		if (errno != 0 || *end != '\0' || end == value || m > 0777 ||
-		    (m & 0111) != 0 || (m & 0600) != 0600) {
+		if (config_parse_mode(value, &s->mode) != 0) {
 			parse_error(p, p->line, "mode must be octal like 0660 "
 			    "(owner read-write, no execute bits)");
 			return -1;
 		}
-		s->mode = (mode_t)m;
 		return 0;
+	}
+	if (strcmp(name, "group") == 0) {
+		if (config_resolve_group(value, &s->group) != 0) {
+			parse_error(p, p->line, "group: unknown group '%s'",
+			    value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "peer_users") == 0) {
+		if (s->policy.n_users > 0) {
+			parse_error(p, p->line, "'%s' given twice", name);
+			return -1;
+		}
+		return config_each_word(p, name, value, config_add_user,
+		    &s->policy);
+	}
+	if (strcmp(name, "peer_groups") == 0) {
+		if (s->policy.n_groups > 0) {
+			parse_error(p, p->line, "'%s' given twice", name);
+			return -1;
+		}
+		return config_each_word(p, name, value, config_add_group,
+		    &s->policy);
+	}
+	if (strcmp(name, "peer_units") == 0) {
+		if (s->policy.n_units > 0) {
+			parse_error(p, p->line, "'%s' given twice", name);
+			return -1;
+		}
+		return config_each_word(p, name, value, config_add_unit,
+		    &s->policy);
+	}
+	if (strcmp(name, "context_require") == 0) {
+		if (s->policy.n_require > 0) {
+			parse_error(p, p->line, "'%s' given twice", name);
+			return -1;
+		}
+		return config_each_word(p, name, value, config_add_require,
+		    &s->policy);
 	}
 	if (strcmp(name, "allow") == 0) {
 		if (policy_parse_allow(value, &s->policy.allow, &bad) != 0) {
@@ -415,6 +746,12 @@ config_handler(void *user, const char *section, const char *name,
 		struct cfg_socket *s = config_find_socket(c, sp + 1);
 
 		if (s == NULL) {
+			if (strcmp(sp + 1, CONFIG_ADMIN_NAME) == 0) {
+				parse_error(p, p->line, "[socket %s] is "
+				    "reserved: use [kmsd] admin_socket",
+				    CONFIG_ADMIN_NAME);
+				return 0;
+			}
 			if (!config_valid_name(sp + 1)) {
 				parse_error(p, p->line, "bad socket name '%s' "
 				    "(letters, digits, . _ -; up to %d)",
@@ -433,6 +770,7 @@ config_handler(void *user, const char *section, const char *name,
 			}
 			s->line = p->section_line;
 			s->mode = CONFIG_DEFAULT_SOCKET_MODE;
+			s->group = (gid_t)-1;
 			s->policy.allow = 0;
 		}
 		return config_socket_option(p, s, name, value) == 0;
@@ -526,6 +864,32 @@ config_validate(struct parse *p)
 		parse_error(p, 0, "no sockets: add a [socket NAME] section");
 		return -1;
 	}
+	if (c->audit_hmac && c->audit_log == NULL) {
+		parse_error(p, 0, "audit_context = hmac needs audit_log");
+		return -1;
+	}
+	if (p->admin_path != NULL) {
+		struct cfg_socket *s = &c->sockets[c->n_sockets];
+
+		for (size_t i = 0; i < c->n_sockets; i++)
+			if (strcmp(c->sockets[i].path, p->admin_path) == 0) {
+				parse_error(p, p->admin_line, "admin_socket "
+				    "uses the path of [socket %s]",
+				    c->sockets[i].name);
+				return -1;
+			}
+		if ((s->name = strdup(CONFIG_ADMIN_NAME)) == NULL) {
+			parse_error(p, 0, "out of memory");
+			return -1;
+		}
+		c->n_sockets++;
+		s->path = p->admin_path;
+		p->admin_path = NULL;
+		s->mode = p->admin_mode;
+		s->group = p->admin_group;
+		s->line = p->admin_line;
+		s->policy.admin = 1;
+	}
 	if (c->state_dir == NULL &&
 	    (c->state_dir = strdup(CONFIG_DEFAULT_STATE_DIR)) == NULL) {
 		parse_error(p, 0, "out of memory");
@@ -550,7 +914,10 @@ config_load(const char *path, struct config **ret, char *err, size_t errlen)
 	c->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
 	c->frame_timeout_ms = CONFIG_DEFAULT_FRAME_TIMEOUT_MS;
 	c->idle_timeout_ms = CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
+	c->metrics_interval_ms = CONFIG_DEFAULT_METRICS_INTERVAL_MS;
 	p.cfg = c;
+	p.admin_mode = CONFIG_DEFAULT_ADMIN_MODE;
+	p.admin_group = (gid_t)-1;
 	if ((c->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		config_free(c);
@@ -570,6 +937,7 @@ config_load(const char *path, struct config **ret, char *err, size_t errlen)
 		parse_error(&p, 0, "cannot parse");
 	if (p.err_line == 0)
 		config_validate(&p);
+	free(p.admin_path);
 	if (p.err_line != 0 || p.err[0] != '\0') {
 		if (p.err_line > 0)
 			snprintf(err, errlen, "%s:%d: %s", path, p.err_line,
@@ -590,6 +958,8 @@ config_free(struct config *c)
 		return;
 	free(c->path);
 	free(c->state_dir);
+	free(c->audit_log);
+	free(c->metrics_textfile);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		free(c->keys[i].name);
 		for (size_t j = 0; j < c->keys[i].n_versions; j++)
@@ -601,6 +971,16 @@ config_free(struct config *c)
 		for (size_t j = 0; j < c->sockets[i].policy.n_keys; j++)
 			free(c->sockets[i].policy.keys[j]);
 		free(c->sockets[i].policy.keys);
+		free(c->sockets[i].policy.users);
+		free(c->sockets[i].policy.groups);
+		for (size_t j = 0; j < c->sockets[i].policy.n_units; j++)
+			free(c->sockets[i].policy.units[j]);
+		free(c->sockets[i].policy.units);
+		for (size_t j = 0; j < c->sockets[i].policy.n_require; j++) {
+			free((char *)c->sockets[i].policy.require[j].k.p);
+			free((char *)c->sockets[i].policy.require[j].v.p);
+		}
+		free(c->sockets[i].policy.require);
 	}
 	free(c);
 }

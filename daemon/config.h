@@ -21,6 +21,10 @@
 #define CONFIG_MAX_KEYS 256
 #define CONFIG_MAX_SOCKETS 32
 #define CONFIG_MAX_VERSIONS 64
+/* The admin socket's section name, reserved. */
+#define CONFIG_ADMIN_NAME "admin"
+/* Most peer_users / peer_groups / peer_units / context_require entries. */
+#define CONFIG_MAX_LIST 64
 /* Longest name of a key or socket section. */
 #define CONFIG_MAX_NAME 64
 
@@ -35,6 +39,7 @@ struct cfg_version {
 struct cfg_key {
 	char *name;
 	uint32_t current;	/* version used to wrap */
+	uint32_t decrypt_limit;	/* per minute; 0 = no per-key limit */
 	size_t n_versions;
 	struct cfg_version versions[CONFIG_MAX_VERSIONS];
 	int line;
@@ -44,6 +49,7 @@ struct cfg_socket {
 	char *name;
 	char *path;
 	mode_t mode;
+	gid_t group;		/* (gid_t)-1: leave the file's group alone */
 	struct sock_policy policy;
 	int line;
 };
@@ -51,14 +57,19 @@ struct cfg_socket {
 struct config {
 	char *path;
 	char *state_dir;
+	char *audit_log;		/* NULL: no audit log */
+	int audit_hmac;			/* audit_context = hmac */
+	uint32_t decrypt_limit;		/* per minute, all keys; 0 = off */
+	char *metrics_textfile;		/* NULL: none */
+	unsigned metrics_interval_ms;
 	enum ctx_style ctx_style;
 	unsigned max_connections;	/* open client connections in all */
 	unsigned frame_timeout_ms;	/* a started frame must complete */
 	unsigned idle_timeout_ms;	/* a connection with nothing to do */
 	size_t n_keys;
 	struct cfg_key keys[CONFIG_MAX_KEYS];
-	size_t n_sockets;
-	struct cfg_socket sockets[CONFIG_MAX_SOCKETS];
+	size_t n_sockets;		/* the admin socket, if any, is last */
+	struct cfg_socket sockets[CONFIG_MAX_SOCKETS + 1];
 };
 
 /* Load and validate path. On failure *ret is untouched, err holds

@@ -177,7 +177,7 @@ conn_reject(struct conn *c, uint64_t id, int err, const char *why)
 	struct response rs;
 
 	log_info("conn %llu (socket %s uid %u pid %d): %s: %s",
-	    (unsigned long long)c->serial, c->lst->cfg->name,
+	    (unsigned long long)c->serial, c->lst->name,
 	    (unsigned)c->peer.uid, (int)c->peer.pid, err_code(err), why);
 	msg_response_init(&rs);
 	rs.id = id;
@@ -267,20 +267,22 @@ conn_op_finished(struct conn *c)
 }
 
 void
-conn_new(struct listener *l, int fd, const struct peer *peer)
+conn_new(struct listener *l, int fd, struct peer *peer)
 {
 	struct server *s = l->srv;
 	struct conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_err("out of memory accepting a connection");
+		peer_done(peer);
 		close(fd);
 		return;
 	}
 	c->srv = s;
 	c->lst = l;
 	c->fd = fd;
-	c->peer = *peer;
+	c->peer = *peer;	/* takes the owned fields */
+	memset(peer, 0, sizeof(*peer));
 	c->serial = ++s->next_serial;
 	TAILQ_INIT(&c->ops);
 	buf_init(&c->in, CONN_IN_MAX);
@@ -300,7 +302,7 @@ conn_new(struct listener *l, int fd, const struct peer *peer)
 	TAILQ_INSERT_TAIL(&s->conns, c, entry);
 	s->nconns++;
 	log_debug("conn %llu: socket %s uid %u gid %u pid %d",
-	    (unsigned long long)c->serial, l->cfg->name, (unsigned)peer->uid,
+	    (unsigned long long)c->serial, l->name, (unsigned)peer->uid,
 	    (unsigned)peer->gid, (int)peer->pid);
 	conn_update(c);
 }
@@ -328,6 +330,14 @@ conn_kill(struct conn *c, const char *why)
 }
 
 void
+conn_orphan(struct conn *c)
+{
+	c->closing = 1;
+	buf_clear(&c->in);
+	conn_update(c);
+}
+
+void
 conn_drain(struct conn *c)
 {
 	conn_update(c);
@@ -346,5 +356,6 @@ conn_free(struct conn *c)
 		event_free(c->more);
 	buf_done(&c->in);
 	buf_done(&c->out);
+	peer_done(&c->peer);
 	free(c);
 }

@@ -47,8 +47,8 @@
 /* Cap on one backoff step, so a long deadline does not sleep for seconds
  * while the provider has likely recovered. */
 #define HTTP_BACKOFF_MAX_MS 1000
-/* A retry needs at least this much of the deadline left to be worth it:
- * less cannot even finish a TCP handshake to a remote endpoint. */
+/* A try started from the queue or as a retry needs at least this much of
+ * the deadline left: less cannot finish a round trip to a remote endpoint. */
 #define HTTP_MIN_TRY_MS 10
 /* Longest single header line ("Name: value"): a GCP access token is ~2 KB,
  * a SigV4 Authorization ~300 bytes; more is a bug upstream. */
@@ -393,10 +393,17 @@ static void
 http_client_pump_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_client *c = arg;
-	struct http_op *op;
+	struct http_op *op, *next;
+	uint64_t now = http_now_us();
 
-	while (!c->closing && c->inflight < c->max_inflight &&
-	    (op = TAILQ_FIRST(&c->queue)) != NULL) {
+	for (op = TAILQ_FIRST(&c->queue); op != NULL && !c->closing &&
+	    c->inflight < c->max_inflight; op = next) {
+		/* Hooks touch only their own request, so next stays valid. */
+		next = TAILQ_NEXT(op, link);
+		/* Too little time left for a useful try: leave it queued for
+		 * its deadline event instead of spending a connection. */
+		if (op->deadline_us < now + HTTP_MIN_TRY_MS * 1000)
+			continue;
 		/* Not http_op_detach: the deadline keeps running. */
 		TAILQ_REMOVE(&c->queue, op, link);
 		c->queued--;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <systemd/sd-journal.h>
+
 #include "log.h"
 
 static enum log_level log_max = LOG_LEVEL_INFO;
@@ -38,4 +40,20 @@ log_msg(enum log_level level, const char *fmt, ...)
 	else
 		fprintf(stderr, "kmsd: %s: %s\n",
 		    names[level] != NULL ? names[level] : "log", line);
+}
+
+void
+log_event(enum log_level level, const char *msgid, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log_journal &&
+	    sd_journal_send("MESSAGE=%s", line, "MESSAGE_ID=%s", msgid,
+	    "PRIORITY=%d", (int)level, "SYSLOG_IDENTIFIER=kmsd", NULL) == 0)
+		return;
+	log_msg(level, "%s [MESSAGE_ID=%s]", line, msgid);
 }

@@ -20,6 +20,16 @@ void log_init(enum log_level max);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* journald MESSAGE_IDs of events an operator may alert on (documented in
+ * the README; never change them). */
+#define LOG_MSGID_BREAKER_TRIP "28c54d5b718b4b75be357e60a26fa78d"
+#define LOG_MSGID_DECRYPT_DISABLED "c1038bddfb874151b6fe863333cba052"
+
+/* An event with a MESSAGE_ID: a structured journal entry under journald,
+ * a plain line ending in [MESSAGE_ID=...] elsewhere. */
+void log_event(enum log_level level, const char *msgid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -13,19 +13,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <event2/event.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit.h"
 #include "config.h"
+#include "keyfile.h"
 #include "keys.h"
 #include "log.h"
 #include "server.h"
+#include "state.h"
+#include "stats.h"
 
 /* OpenSSL secure heap for master keys and other long-lived secrets:
  * locked in memory, guard pages, left out of core dumps. */
 #define MAIN_SECURE_HEAP (256 * 1024)
 #define MAIN_SECURE_MIN 32
+
+/* The file reloads read again. */
+static const char *main_config_path = CONFIG_DEFAULT_PATH;
 
 static void
 usage(FILE *fp)
@@ -40,6 +50,24 @@ usage(FILE *fp)
 	    CONFIG_DEFAULT_PATH);
 }
 
+/* jansson copies every string it parses (provider responses carry data
+ * keys, plaintexts and credentials) and frees them without wiping; route
+ * its allocations through a free that wipes the whole block first. */
+static void *
+main_json_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void
+main_json_free(void *p)
+{
+	if (p != NULL) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
 /* No core dumps, no ptrace by other users, private files by default. */
 static void
 main_harden(void)
@@ -51,6 +79,7 @@ main_harden(void)
 	if (setrlimit(RLIMIT_CORE, &rl) != 0)
 		log_warn("setrlimit(RLIMIT_CORE): %s", strerror(errno));
 	umask(077);
+	json_set_alloc_funcs(main_json_malloc, main_json_free);
 	if (CRYPTO_secure_malloc_init(MAIN_SECURE_HEAP, MAIN_SECURE_MIN) == 0)
 		log_warn("OpenSSL secure heap unavailable (RLIMIT_MEMLOCK?); "
 		    "secrets are still wiped after use");
@@ -85,6 +114,149 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	    strsignal((int)sig));
 	sd_notify(0, "STOPPING=1");
 	server_drain(s);
+}
+
+/* Open cfg's audit log, with the HMAC key from state_dir when asked. */
+static int
+main_audit_open(const struct config *cfg, struct audit **ret, char *err,
+    size_t errlen)
+{
+	uint8_t key[AUDIT_HMAC_KEY_LEN];
+	char path[4096];
+	int r;
+
+	*ret = NULL;
+	if (cfg->audit_log == NULL)
+		return 0;
+	if (cfg->audit_hmac) {
+		snprintf(path, sizeof(path), "%s/audit-hmac.key",
+		    cfg->state_dir);
+		if (keyfile_get(cfg->state_dir, path, key, sizeof(key), err,
+		    errlen) != 0)
+			return -1;
+	}
+	r = audit_open(cfg->audit_log, cfg->audit_hmac ? AUDIT_CTX_HMAC :
+	    AUDIT_CTX_PLAIN, cfg->audit_hmac ? key : NULL, ret, err, errlen);
+	OPENSSL_cleanse(key, sizeof(key));
+	return r;
+}
+
+static void
+main_status(struct server *s)
+{
+	sd_notifyf(0, "STATUS=%zu keys, %zu sockets, decryption %s",
+	    s->cfg->n_keys, s->n_lst, s->decrypt_disabled ? "DISABLED" :
+	    "enabled");
+}
+
+/* SIGHUP and the admin op: keys, policies and sockets change without
+ * dropping connections; a bad config leaves the running one in place. */
+static int
+main_reload(struct server *s, char *err, size_t errlen)
+{
+	struct config *cfg = NULL;
+	struct keyring *kr = NULL;
+	struct audit *au = NULL;
+	struct prov_env env;
+	int same_audit;
+
+	sd_notify(0, "RELOADING=1");
+	if (config_load(main_config_path, &cfg, err, errlen) != 0)
+		goto fail;
+	if (strcmp(cfg->state_dir, s->cfg->state_dir) != 0) {
+		snprintf(err, errlen, "%s: state_dir cannot change on reload; "
+		    "restart kmsd", main_config_path);
+		goto fail;
+	}
+	env.state_dir = cfg->state_dir;
+	env.base = s->base;
+	if (keyring_open(cfg, &env, &kr, err, errlen) != 0)
+		goto fail;
+	same_audit = s->audit != NULL && cfg->audit_log != NULL &&
+	    strcmp(cfg->audit_log, s->cfg->audit_log) == 0 &&
+	    cfg->audit_hmac == s->cfg->audit_hmac;
+	if (!same_audit && main_audit_open(cfg, &au, err, errlen) != 0)
+		goto fail;
+	if (server_reconfigure(s, cfg, err, errlen) != 0)
+		goto fail;
+	/* Committed. */
+	if (same_audit) {
+		char aerr[256] = "";
+
+		if (audit_reopen(s->audit, aerr, sizeof(aerr)) != 0)
+			log_err("audit log %s: reopen failed (%s); entries "
+			    "keep going to the file open before",
+			    cfg->audit_log, aerr);
+		else if (aerr[0] != '\0')
+			log_warn("audit log %s: %s", cfg->audit_log, aerr);
+	} else {
+		audit_close(s->audit);
+		s->audit = au;
+	}
+	keyring_unref(s->kr);
+	s->kr = kr;
+	config_free(s->srv_cfg_owned);
+	s->srv_cfg_owned = cfg;
+	log_info("reloaded %s: %zu keys, %zu sockets", main_config_path,
+	    cfg->n_keys, cfg->n_sockets);
+	sd_notify(0, "READY=1");
+	main_status(s);
+	return 0;
+fail:
+	log_err("reload failed, keeping the running configuration: %s", err);
+	audit_close(au);
+	keyring_unref(kr);
+	config_free(cfg);
+	sd_notify(0, "READY=1");
+	return -1;
+}
+
+static void
+main_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char err[512];
+
+	(void)main_reload(arg, err, sizeof(err));
+}
+
+static void
+main_usr1_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	char err[256] = "";
+
+	if (s->audit == NULL)
+		return;
+	if (audit_reopen(s->audit, err, sizeof(err)) != 0)
+		log_err("audit log %s: reopen failed: %s", s->cfg->audit_log,
+		    err);
+	else if (err[0] != '\0')
+		log_warn("audit log %s reopened: %s", s->cfg->audit_log, err);
+	else
+		log_info("audit log %s reopened", s->cfg->audit_log);
+}
+
+static void
+main_metrics_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static int failing;
+	struct server *s = arg;
+	struct stats_state st;
+	int64_t now = ops_now_s();
+
+	if (s->cfg->metrics_textfile == NULL)
+		return;
+	st.decrypt_disabled = s->decrypt_disabled;
+	st.disabled_reason = s->decrypt_disabled ? s->disabled_reason : NULL;
+	st.uptime_s = (uint64_t)(now - s->started_s);
+	if (stats_write_textfile(s->stats, &st, now,
+	    s->cfg->metrics_textfile) != 0) {
+		if (!failing)
+			log_err("metrics_textfile %s: %m",
+			    s->cfg->metrics_textfile);
+		failing = 1;
+	} else
+		failing = 0;
 }
 
 static int
@@ -128,7 +300,10 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = CONFIG_DEFAULT_PATH;
-	struct event *sigterm = NULL, *sigint = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+	struct event *sigusr1 = NULL, *metrics = NULL;
+	struct timeval tv;
+	int dis;
 	struct event_base *base = NULL;
 	struct keyring *kr = NULL;
 	struct config *cfg = NULL;
@@ -140,7 +315,7 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
+			main_config_path = path = optarg;
 			break;
 		case 't':
 			check = 1;
@@ -169,6 +344,9 @@ main(int argc, char **argv)
 
 	main_harden();
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit on the audit log must fail writes (closed), not
+	 * kill the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	memset(&srv, 0, sizeof(srv));
 	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
 		log_err("%s", err);
@@ -186,8 +364,31 @@ main(int argc, char **argv)
 		log_err("%s", err);
 		goto out;
 	}
-	if (server_init(&srv, base, cfg, kr) != 0) {
+	if (server_init(&srv, base, cfg, kr) != 0 ||
+	    (srv.stats = stats_new()) == NULL) {
 		log_err("out of memory");
+		goto out;
+	}
+	srv.srv_cfg_owned = cfg;
+	cfg = NULL;
+	kr = NULL;
+	srv.reload = main_reload;
+	srv.started_s = ops_now_s();
+	window_init(&srv.breaker);
+	dis = state_read_disabled(srv.cfg->state_dir, srv.disabled_reason,
+	    sizeof(srv.disabled_reason));
+	if (dis != 0) {
+		srv.decrypt_disabled = 1;
+		if (dis < 0)
+			snprintf(srv.disabled_reason,
+			    sizeof(srv.disabled_reason), "kill switch state "
+			    "in %s unreadable", srv.cfg->state_dir);
+		log_event(LOG_LEVEL_WARN, LOG_MSGID_DECRYPT_DISABLED,
+		    "decryption is disabled (%s); `kmsctl admin "
+		    "enable-decrypt` turns it back on", srv.disabled_reason);
+	}
+	if (main_audit_open(srv.cfg, &srv.audit, err, sizeof(err)) != 0) {
+		log_err("audit log %s: %s", srv.cfg->audit_log, err);
 		goto out;
 	}
 	if (server_start(&srv, err, sizeof(err)) != 0) {
@@ -196,15 +397,24 @@ main(int argc, char **argv)
 	}
 	sigterm = evsignal_new(base, SIGTERM, main_signal_cb, &srv);
 	sigint = evsignal_new(base, SIGINT, main_signal_cb, &srv);
-	if (sigterm == NULL || sigint == NULL ||
-	    evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint, NULL) != 0) {
+	sighup = evsignal_new(base, SIGHUP, main_hup_cb, &srv);
+	sigusr1 = evsignal_new(base, SIGUSR1, main_usr1_cb, &srv);
+	metrics = event_new(base, -1, EV_PERSIST, main_metrics_cb, &srv);
+	tv.tv_sec = srv.cfg->metrics_interval_ms / 1000;
+	tv.tv_usec = (srv.cfg->metrics_interval_ms % 1000) * 1000;
+	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    sigusr1 == NULL || metrics == NULL ||
+	    evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint, NULL) != 0 ||
+	    evsignal_add(sighup, NULL) != 0 || evsignal_add(sigusr1, NULL) != 0 ||
+	    event_add(metrics, &tv) != 0) {
 		log_err("cannot install signal handlers");
 		goto out;
 	}
+	main_metrics_cb(-1, 0, &srv);
 	log_info("kmsd %s ready: %zu keys, %zu sockets", KMSD_VERSION,
-	    cfg->n_keys, cfg->n_sockets);
-	sd_notifyf(0, "READY=1\nSTATUS=serving %zu keys on %zu sockets",
-	    cfg->n_keys, cfg->n_sockets);
+	    srv.cfg->n_keys, srv.n_lst);
+	sd_notify(0, "READY=1");
+	main_status(&srv);
 	if (event_base_dispatch(base) < 0) {
 		log_err("event loop failed");
 		goto out;
@@ -217,6 +427,19 @@ out:
 		event_free(sigterm);
 	if (sigint != NULL)
 		event_free(sigint);
+	if (sighup != NULL)
+		event_free(sighup);
+	if (sigusr1 != NULL)
+		event_free(sigusr1);
+	if (metrics != NULL)
+		event_free(metrics);
+	audit_close(srv.audit);
+	stats_free(srv.stats);
+	keyring_unref(srv.kr);
+	config_free(srv.srv_cfg_owned);
+	for (size_t i = 0; i < srv.n_kw; i++)
+		free(srv.kw[i].name);
+	free(srv.kw);
 	keyring_unref(kr);
 	config_free(cfg);
 	if (base != NULL)

@@ -1,37 +1,47 @@
 /*
- * ops.c: request -> policy -> key -> provider -> response.
+ * ops.c: request -> peer and policy gate -> key -> provider -> audit ->
+ * response.
  *
- * Every request passes the one policy gate before any handler runs. An
- * operation that reaches a provider becomes a struct job that owns copies
- * of everything it needs (the request points into the connection's input
- * buffer, which moves on), holds a reference to the keyring it started
- * with, and has exactly one owner: its connection while that lives, itself
- * once the connection is gone (a late completion is then wiped and
- * dropped). op_finish is the single exit: it answers, logs failures once
- * and wipes every buffer that held a key or a plaintext.
+ * Every request passes the one gate (peer identity, then the socket's
+ * policy) before any handler runs. An operation that reaches a provider
+ * becomes a struct job that owns copies of everything it needs (the
+ * request points into the connection's input buffer, which moves on),
+ * holds a reference to the keyring it started with, and has exactly one
+ * owner: its connection while that lives, itself once the connection is
+ * gone (a late completion is then wiped and dropped). job_finish is the
+ * single exit: it writes the audit entry before anything is answered (an
+ * entry that cannot be written turns the answer into audit_unavailable and
+ * nothing else), counts, logs failures once, and wipes every buffer that
+ * held a key or a plaintext.
  *
  * Rewrap unwraps with the version named in the stored string and wraps
  * with the current one inside the daemon; the data key never leaves.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
+#include "audit.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
 #include "policy.h"
 #include "server.h"
+#include "stats.h"
 #include "stored.h"
 
 /* A data key as kms_encrypted makes it: 32 random bytes (AES-256). */
 #define OPS_DATA_KEY_LEN 32
 /* Room for the canonical JSON of one context: a frame bounds the pairs,
  * and escaping at most sextuples a byte. */
-#define OPS_CTX_JSON_MAX (6 * 64 * 1024 + 2)
+#define OPS_CTX_JSON_MAX (6 * FRAME_MAX_DEFAULT + 2)
+/* Longest client-supplied name echoed into a log line. */
+#define OPS_LOG_NAME_MAX 64
 
-enum op_stage {
+enum job_stage {
 	STAGE_WRAP,
 	STAGE_UNWRAP,
 	STAGE_REWRAP_UNWRAP,
@@ -50,7 +60,9 @@ struct job {
 	TAILQ_ENTRY(job) entry;
 	uint64_t id;
 	int opcode;
-	enum op_stage stage;
+	enum job_stage stage;
+	uint64_t t0_us;
+	uint32_t version;		/* the version the request is about */
 	struct keyring *kr;
 	const struct key *key;
 	const struct key_version *kv;	/* version being called */
@@ -61,9 +73,27 @@ struct job {
 	struct prov_call call;
 };
 
-static void op_call(struct job *op, enum prov_op pop,
+static void job_call(struct job *job, enum prov_op pop,
     const struct key_version *kv, const uint8_t *in, size_t in_len,
     const struct ctx_copy *cc);
+
+uint64_t
+ops_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t
+ops_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
 
 static void
 ctx_copy_init(struct ctx_copy *cc)
@@ -115,65 +145,103 @@ ctx_copy_set(struct ctx_copy *cc, const struct context *src,
 	return context_json(&cc->c, style, &cc->json);
 }
 
-static struct job *
-op_new(struct conn *c, const struct request *r, const struct key *key)
-{
-	struct job *op;
-
-	if ((op = calloc(1, sizeof(*op))) == NULL)
-		return NULL;
-	op->conn = c;
-	op->id = r->id;
-	op->opcode = r->op;
-	op->kr = keyring_ref(c->srv->kr);
-	op->key = key;
-	ctx_copy_init(&op->ctx);
-	ctx_copy_init(&op->new_ctx);
-	buf_init(&op->in, MSG_MAX_CIPHERTEXT);
-	buf_init(&op->datakey, PROV_MAX_OUT);
-	buf_init(&op->call.out, PROV_MAX_OUT);
-	TAILQ_INSERT_TAIL(&c->ops, op, entry);
-	c->inflight++;
-	return op;
-}
-
-static void
-op_free(struct job *op)
-{
-	ctx_copy_done(&op->ctx);
-	ctx_copy_done(&op->new_ctx);
-	buf_done(&op->in);
-	buf_done(&op->datakey);
-	buf_done(&op->call.out);
-	keyring_unref(op->kr);
-	free(op);
-}
-
+/* A client-supplied name made safe for one log line: printable ASCII
+ * only, bounded. */
 static const char *
-ops_socket_name(const struct conn *c)
+ops_log_name(struct str s, char out[OPS_LOG_NAME_MAX + 4])
 {
-	return c->lst->cfg->name;
+	size_t n = 0;
+
+	if (s.p == NULL)
+		return "-";
+	for (size_t i = 0; i < s.len && n < OPS_LOG_NAME_MAX; i++)
+		out[n++] = isprint((unsigned char)s.p[i]) ? s.p[i] : '?';
+	if (s.len > OPS_LOG_NAME_MAX) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
 }
 
-/* Log a refused or failed request once, with who asked for what. */
-static void
-ops_log_failure(const struct conn *c, int opcode, struct str key, int err,
-    const char *why)
+static int
+ops_is_denial(int err)
 {
-	log_info("%s key=%.*s socket=%s uid=%u pid=%d: %s: %s",
-	    op_name(opcode) != NULL ? op_name(opcode) : "?",
-	    (int)(key.len > 64 ? 64 : key.len), key.p != NULL ? key.p : "",
-	    ops_socket_name(c), (unsigned)c->peer.uid, (int)c->peer.pid,
-	    err_code(err), why);
+	return err == ERR_PERMISSION_DENIED || err == ERR_DECRYPT_DISABLED;
 }
 
-/* Answer a request that never became an op. */
+int
+ops_record(struct conn *c, int op, struct str key, int configured,
+    uint32_t version, const uint8_t *ctx_json, size_t ctx_json_len, int err,
+    uint64_t t0_us, const char *detail)
+{
+	struct server *s = c->srv;
+	char name[OPS_LOG_NAME_MAX + 4], keybuf[MSG_MAX_KEY_NAME + 1];
+	enum stats_result res;
+	struct audit_entry e;
+	int r = 0;
+
+	res = err == 0 ? STATS_OK : ops_is_denial(err) ? STATS_DENIED :
+	    STATS_FAILED;
+	if (key.p != NULL) {
+		size_t n = key.len < MSG_MAX_KEY_NAME ? key.len :
+		    MSG_MAX_KEY_NAME;
+
+		memcpy(keybuf, key.p, n);
+		keybuf[n] = '\0';
+	}
+	if (s->audit != NULL && op != OP_HELLO && op != OP_KEYS &&
+	    op != OP_STATS) {
+		memset(&e, 0, sizeof(e));
+		e.op = op_name(op);
+		e.key = key.p != NULL ? keybuf : NULL;
+		e.version = version;
+		e.socket = c->lst->name;
+		e.has_peer = 1;
+		e.pid = c->peer.pid;
+		e.uid = c->peer.uid;
+		e.gid = c->peer.gid;
+		e.exe = c->peer.exe;
+		e.ctx_json = ctx_json;
+		e.ctx_json_len = ctx_json_len;
+		e.result = res == STATS_OK ? "ok" : res == STATS_DENIED ?
+		    "denied" : "failed";
+		e.error = err != 0 ? err_code(err) : NULL;
+		e.detail = detail;
+		e.duration_us = ops_now_us() - t0_us;
+		if ((r = audit_write(s->audit, &e)) != 0)
+			log_err("audit log %s: cannot write the entry for %s "
+			    "by uid %u pid %d: answering audit_unavailable",
+			    s->cfg->audit_log, op_name(op),
+			    (unsigned)c->peer.uid, (int)c->peer.pid);
+	}
+	stats_count(s->stats, op, configured && key.p != NULL ? keybuf : NULL,
+	    c->lst->name, c->peer.uid, res, ops_now_s());
+	if (err != 0)
+		log_info("%s key=%s socket=%s uid=%u pid=%d: %s: %s",
+		    op_name(op) != NULL ? op_name(op) : "?",
+		    ops_log_name(key, name), c->lst->name,
+		    (unsigned)c->peer.uid, (int)c->peer.pid, err_code(err),
+		    detail != NULL ? detail : err_str(err));
+	else
+		log_debug("%s key=%s socket=%s uid=%u pid=%d: ok",
+		    op_name(op), ops_log_name(key, name), c->lst->name,
+		    (unsigned)c->peer.uid, (int)c->peer.pid);
+	return r == 0 ? 0 : ERR_AUDIT_UNAVAILABLE;
+}
+
+/* Answer a request that never became a job; it is audited and counted. */
 static void
-ops_reject(struct conn *c, const struct request *r, int err, const char *why)
+ops_reject(struct conn *c, const struct request *r, int configured, int err,
+    const char *why, uint64_t t0_us)
 {
 	struct response rs;
 
-	ops_log_failure(c, r->op, r->key, err, why);
+	if (ops_record(c, r->op, r->key, configured, 0, NULL, 0, err, t0_us,
+	    why) != 0) {
+		err = ERR_AUDIT_UNAVAILABLE;
+		why = "audit log unavailable";
+	}
 	msg_response_init(&rs);
 	rs.id = r->id;
 	rs.error = err;
@@ -182,128 +250,170 @@ ops_reject(struct conn *c, const struct request *r, int err, const char *why)
 	conn_respond(c, &rs);
 }
 
-/* The single exit of an op: answer (when the connection is still there),
- * then wipe and free. */
-static void
-op_finish(struct job *op, struct response *rs)
+static struct job *
+job_new(struct conn *c, const struct request *r, const struct key *key,
+    uint64_t t0_us)
 {
-	struct conn *c = op->conn;
+	struct job *job;
 
-	if (c != NULL) {
-		TAILQ_REMOVE(&c->ops, op, entry);
-		op->conn = NULL;
-		if (rs->error != 0)
-			ops_log_failure(c, op->opcode,
-			    (struct str){ op->key->name, strlen(op->key->name) },
-			    rs->error, rs->message.p != NULL ? rs->message.p :
-			    err_str(rs->error));
-		else
-			log_debug("%s key=%s socket=%s uid=%u pid=%d: ok",
-			    op_name(op->opcode), op->key->name,
-			    ops_socket_name(c), (unsigned)c->peer.uid,
-			    (int)c->peer.pid);
-		conn_respond(c, rs);
-		conn_op_finished(c);
-	}
-	op_free(op);
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return NULL;
+	job->conn = c;
+	job->id = r->id;
+	job->opcode = r->op;
+	job->t0_us = t0_us;
+	job->version = key->current;
+	job->kr = keyring_ref(c->srv->kr);
+	job->key = key;
+	ctx_copy_init(&job->ctx);
+	ctx_copy_init(&job->new_ctx);
+	buf_init(&job->in, MSG_MAX_CIPHERTEXT);
+	buf_init(&job->datakey, PROV_MAX_OUT);
+	buf_init(&job->call.out, PROV_MAX_OUT);
+	TAILQ_INSERT_TAIL(&c->ops, job, entry);
+	c->inflight++;
+	return job;
 }
 
 static void
-op_fail(struct job *op, int err, const char *why)
+job_free(struct job *job)
+{
+	ctx_copy_done(&job->ctx);
+	ctx_copy_done(&job->new_ctx);
+	buf_done(&job->in);
+	buf_done(&job->datakey);
+	buf_done(&job->call.out);
+	keyring_unref(job->kr);
+	free(job);
+}
+
+/* The single exit of a job: audit, count, answer (when the connection is
+ * still there), then wipe and free. */
+static void
+job_finish(struct job *job, struct response *rs)
+{
+	struct conn *c = job->conn;
+	struct response fail;
+	const char *why;
+
+	if (c != NULL) {
+		TAILQ_REMOVE(&c->ops, job, entry);
+		job->conn = NULL;
+		why = rs->error != 0 ? (rs->message.p != NULL ?
+		    rs->message.p : err_str(rs->error)) : NULL;
+		if (ops_record(c, job->opcode, (struct str){ job->key->name,
+		    strlen(job->key->name) }, 1, job->version,
+		    job->ctx.c.present ? job->ctx.json.data : NULL,
+		    job->ctx.json.len, rs->error, job->t0_us, why) != 0) {
+			/* Fail closed: no plaintext, no ciphertext. */
+			msg_response_init(&fail);
+			fail.id = job->id;
+			fail.error = ERR_AUDIT_UNAVAILABLE;
+			fail.message.p = "audit log unavailable";
+			fail.message.len = strlen(fail.message.p);
+			rs = &fail;
+		}
+		conn_respond(c, rs);
+		conn_op_finished(c);
+	}
+	job_free(job);
+}
+
+static void
+job_fail(struct job *job, int err, const char *why)
 {
 	struct response rs;
 
 	msg_response_init(&rs);
-	rs.id = op->id;
+	rs.id = job->id;
 	rs.error = err;
 	rs.message.p = why;
 	rs.message.len = strlen(why);
-	op_finish(op, &rs);
+	job_finish(job, &rs);
 }
 
 /* Format the provider ciphertext in call.out as "vN:..." and answer. */
 static void
-op_answer_wrapped(struct job *op)
+job_answer_wrapped(struct job *job)
 {
 	struct response rs;
 	struct buf stored;
-	int r;
 
 	buf_init(&stored, MSG_MAX_CIPHERTEXT);
-	if ((r = stored_format(op->key->current, op->call.out.data,
-	    op->call.out.len, &stored)) != 0) {
+	if (stored_format(job->key->current, job->call.out.data,
+	    job->call.out.len, &stored) != 0) {
 		buf_done(&stored);
-		op_fail(op, ERR_INTERNAL, "provider ciphertext too large");
+		job_fail(job, ERR_INTERNAL, "provider ciphertext too large");
 		return;
 	}
 	msg_response_init(&rs);
-	rs.id = op->id;
+	rs.id = job->id;
 	rs.ciphertext.p = (const char *)stored.data;
 	rs.ciphertext.len = stored.len;
-	if (op->opcode == OP_GENERATE) {
-		rs.plaintext.p = (const char *)op->datakey.data;
-		rs.plaintext.len = op->datakey.len;
+	if (job->opcode == OP_GENERATE) {
+		rs.plaintext.p = (const char *)job->datakey.data;
+		rs.plaintext.len = job->datakey.len;
 	}
-	op_finish(op, &rs);
+	job_finish(job, &rs);
 	buf_done(&stored);
 }
 
 static void
-op_call_done(struct prov_call *call)
+job_call_done(struct prov_call *call)
 {
-	struct job *op = call->arg;
+	struct job *job = call->arg;
 	struct response rs;
 	struct buf tmp;
 
-	if (op->conn == NULL) {
-		/* Nobody to answer: drop the result, wiped by op_free. */
-		op_free(op);
+	if (job->conn == NULL) {
+		/* Nobody to answer: drop the result, wiped by job_free. */
+		job_free(job);
 		return;
 	}
 	if (call->err != 0) {
-		op_fail(op, call->err, call->msg[0] != '\0' ? call->msg :
+		job_fail(job, call->err, call->msg[0] != '\0' ? call->msg :
 		    err_str(call->err));
 		return;
 	}
-	switch (op->stage) {
+	switch (job->stage) {
 	case STAGE_WRAP:
 	case STAGE_REWRAP_WRAP:
-		op_answer_wrapped(op);
+		job_answer_wrapped(job);
 		return;
 	case STAGE_UNWRAP:
 		msg_response_init(&rs);
-		rs.id = op->id;
-		rs.plaintext.p = (const char *)op->call.out.data;
-		rs.plaintext.len = op->call.out.len;
-		op_finish(op, &rs);
+		rs.id = job->id;
+		rs.plaintext.p = (const char *)job->call.out.data;
+		rs.plaintext.len = job->call.out.len;
+		job_finish(job, &rs);
 		return;
 	case STAGE_REWRAP_UNWRAP:
 		/* The unwrapped key moves to datakey (no copy left behind)
 		 * and is wrapped again under the current version. */
-		tmp = op->datakey;
-		op->datakey = op->call.out;
-		op->call.out = tmp;
-		buf_clear(&op->call.out);
-		op->stage = STAGE_REWRAP_WRAP;
-		op_call(op, PROV_WRAP, key_version(op->key, op->key->current),
-		    op->datakey.data, op->datakey.len,
-		    op->new_ctx.c.present ? &op->new_ctx : &op->ctx);
+		tmp = job->datakey;
+		job->datakey = job->call.out;
+		job->call.out = tmp;
+		buf_clear(&job->call.out);
+		job->stage = STAGE_REWRAP_WRAP;
+		job_call(job, PROV_WRAP, key_version(job->key,
+		    job->key->current), job->datakey.data, job->datakey.len,
+		    job->new_ctx.c.present ? &job->new_ctx : &job->ctx);
 		return;
 	}
 }
 
 static void
-op_call(struct job *op, enum prov_op pop, const struct key_version *kv,
+job_call(struct job *job, enum prov_op pop, const struct key_version *kv,
     const uint8_t *in, size_t in_len, const struct ctx_copy *cc)
 {
-	struct prov_call *call = &op->call;
+	struct prov_call *call = &job->call;
 
 	if (kv == NULL) {
-		op_fail(op, ERR_VERSION_NOT_ACTIVE, "current version has no "
+		job_fail(job, ERR_VERSION_NOT_ACTIVE, "current version has no "
 		    "key id");
 		return;
 	}
-	op->kv = kv;
+	job->kv = kv;
 	call->op = pop;
 	call->in = in;
 	call->in_len = in_len;
@@ -312,9 +422,9 @@ op_call(struct job *op, enum prov_op pop, const struct key_version *kv,
 	call->ctx_json_len = cc->c.present ? cc->json.len : 0;
 	call->err = 0;
 	call->msg[0] = '\0';
-	call->done = op_call_done;
-	call->arg = op;
-	/* May complete (and free op) before returning. */
+	call->done = job_call_done;
+	call->arg = job;
+	/* May complete (and free job) before returning. */
 	kv->prov->start(kv->state, call);
 }
 
@@ -331,10 +441,10 @@ ops_hello(struct conn *c, const struct request *r)
 	msg_response_init(&rs);
 	rs.id = r->id;
 	if ((ki = calloc(kr->n + 1, sizeof(*ki))) == NULL) {
-		ops_reject(c, r, ERR_NOMEM, "out of memory");
+		conn_kill(c, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < kr->n; i++) {
+	for (size_t i = 0; i < kr->n && !pol->admin; i++) {
 		const struct key *k = &kr->keys[i];
 		const struct key_version *kv = key_version(k, k->current);
 		struct str name = { k->name, strlen(k->name) };
@@ -353,10 +463,11 @@ ops_hello(struct conn *c, const struct request *r)
 		rs.version.p = KMSD_VERSION;
 		rs.version.len = strlen(KMSD_VERSION);
 		rs.protocol = MSG_PROTOCOL_VERSION;
-		rs.socket.p = c->lst->cfg->name;
-		rs.socket.len = strlen(c->lst->cfg->name);
+		rs.socket.p = c->lst->name;
+		rs.socket.len = strlen(c->lst->name);
 		for (int op = 0; op < OP__COUNT; op++)
-			if (pol->allow & POLICY_BIT(op)) {
+			if ((pol->admin && op_is_admin(op)) ||
+			    (pol->allow & POLICY_BIT(op))) {
 				rs.allow[rs.n_allow].p = op_name(op);
 				rs.allow[rs.n_allow].len = strlen(op_name(op));
 				rs.n_allow++;
@@ -366,20 +477,177 @@ ops_hello(struct conn *c, const struct request *r)
 	free(ki);
 }
 
+static void
+ops_stats(struct conn *c, const struct request *r, uint64_t t0_us)
+{
+	struct server *s = c->srv;
+	struct stats_state st;
+	struct response rs;
+	struct buf out;
+	int64_t now = ops_now_s();
+	int rc;
+
+	st.decrypt_disabled = s->decrypt_disabled;
+	st.disabled_reason = s->decrypt_disabled ? s->disabled_reason : NULL;
+	st.uptime_s = (uint64_t)(now - s->started_s);
+	buf_init(&out, FRAME_MAX_DEFAULT - 1024);
+	if (r->format.p != NULL && str_eq(r->format, "prometheus"))
+		rc = stats_prometheus(s->stats, &st, now, &out);
+	else if (r->format.p == NULL || str_eq(r->format, "json"))
+		rc = stats_json(s->stats, &st, now, &out);
+	else {
+		buf_done(&out);
+		ops_reject(c, r, 0, ERR_BAD_REQUEST, "format must be json or "
+		    "prometheus", t0_us);
+		return;
+	}
+	if (rc != 0) {
+		buf_done(&out);
+		ops_reject(c, r, 0, rc == ERR_TOO_LARGE ? ERR_TOO_LARGE :
+		    ERR_INTERNAL, "counters do not fit in one frame", t0_us);
+		return;
+	}
+	(void)ops_record(c, OP_STATS, STR_NULL, 0, 0, NULL, 0, 0, t0_us, NULL);
+	msg_response_init(&rs);
+	rs.id = r->id;
+	rs.body.p = (const char *)out.data;
+	rs.body.len = out.len;
+	conn_respond(c, &rs);
+	buf_done(&out);
+}
+
+static struct key_window *
+ops_key_window(struct server *s, const char *name)
+{
+	struct key_window *kw;
+
+	for (size_t i = 0; i < s->n_kw; i++)
+		if (strcmp(s->kw[i].name, name) == 0)
+			return &s->kw[i];
+	kw = reallocarray(s->kw, s->n_kw + 1, sizeof(*kw));
+	if (kw == NULL)
+		return NULL;
+	s->kw = kw;
+	kw = &s->kw[s->n_kw];
+	if ((kw->name = strdup(name)) == NULL)
+		return NULL;
+	window_init(&kw->w);
+	s->n_kw++;
+	return kw;
+}
+
+int
+ops_disable_decrypt(struct server *s, const char *reason)
+{
+	if (state_write_disabled(s->cfg->state_dir, reason) != 0) {
+		log_err("cannot record the decrypt kill switch in %s: %m",
+		    s->cfg->state_dir);
+		return -1;
+	}
+	s->decrypt_disabled = 1;
+	snprintf(s->disabled_reason, sizeof(s->disabled_reason), "%s", reason);
+	log_event(LOG_LEVEL_WARN, LOG_MSGID_DECRYPT_DISABLED,
+	    "decryption disabled: %s", reason);
+	return 0;
+}
+
+int
+ops_enable_decrypt(struct server *s)
+{
+	if (state_clear_disabled(s->cfg->state_dir) != 0) {
+		log_err("cannot clear the decrypt kill switch in %s: %m",
+		    s->cfg->state_dir);
+		return -1;
+	}
+	s->decrypt_disabled = 0;
+	s->disabled_reason[0] = '\0';
+	log_info("decryption enabled");
+	return 0;
+}
+
+/*
+ * The decrypt breaker: one more decrypt of key k now. Returns 0 when it
+ * may go ahead, or 1 when it would exceed a limit, in which case
+ * decryption is now disabled (durably), the trip is audited and logged
+ * with its MESSAGE_ID, and counted.
+ */
+static int
+ops_breaker(struct conn *c, const struct key *k, const struct cfg_key *ck,
+    uint64_t t0_us)
+{
+	struct server *s = c->srv;
+	struct key_window *kw = NULL;
+	int64_t now = ops_now_s();
+	char reason[STATE_MAX_REASON];
+	uint64_t n;
+
+	if (ck != NULL && ck->decrypt_limit != 0 &&
+	    (kw = ops_key_window(s, k->name)) != NULL &&
+	    window_would_exceed(n = window_sum(&kw->w, now, 60),
+	    ck->decrypt_limit))
+		snprintf(reason, sizeof(reason), "breaker: more than %u "
+		    "decrypts of key %s in one minute", ck->decrypt_limit,
+		    k->name);
+	else if (window_would_exceed(n = window_sum(&s->breaker, now, 60),
+	    s->cfg->decrypt_limit))
+		snprintf(reason, sizeof(reason), "breaker: more than %u "
+		    "decrypts in one minute", s->cfg->decrypt_limit);
+	else {
+		window_add(&s->breaker, now, 1);
+		if (kw != NULL)
+			window_add(&kw->w, now, 1);
+		return 0;
+	}
+	log_event(LOG_LEVEL_ERR, LOG_MSGID_BREAKER_TRIP, "%s (uid %u pid %d "
+	    "socket %s): decryption disabled until an operator enables it",
+	    reason, (unsigned)c->peer.uid, (int)c->peer.pid, c->lst->name);
+	stats_breaker_trip(s->stats);
+	if (s->audit != NULL) {
+		struct audit_entry e;
+
+		memset(&e, 0, sizeof(e));
+		e.op = "breaker_trip";
+		e.key = k->name;
+		e.socket = c->lst->name;
+		e.has_peer = 1;
+		e.pid = c->peer.pid;
+		e.uid = c->peer.uid;
+		e.gid = c->peer.gid;
+		e.exe = c->peer.exe;
+		e.result = "ok";
+		e.detail = reason;
+		e.duration_us = ops_now_us() - t0_us;
+		if (audit_write(s->audit, &e) != 0)
+			log_err("audit log: cannot record the breaker trip");
+	}
+	if (ops_disable_decrypt(s, reason) != 0) {
+		/* Not durable, but off in memory all the same. */
+		s->decrypt_disabled = 1;
+		snprintf(s->disabled_reason, sizeof(s->disabled_reason), "%s",
+		    reason);
+	}
+	return 1;
+}
+
 void
 ops_dispatch(struct conn *c, const struct request *r)
 {
-	const struct config *cfg = c->srv->cfg;
+	struct server *s = c->srv;
+	const struct config *cfg = s->cfg;
+	const struct sock_policy *pol = &c->lst->cfg->policy;
+	uint64_t t0 = ops_now_us();
 	const struct key *key;
 	const struct key_version *kv;
+	struct peer_id pid;
 	const char *why;
-	struct job *op;
+	struct job *job;
 	uint32_t version;
 	int rc;
 
-	if ((rc = policy_check(&c->lst->cfg->policy, r->op, r->key,
-	    &why)) != 0) {
-		ops_reject(c, r, rc, why);
+	peer_id(&c->peer, &pid);
+	if ((rc = policy_check_peer(pol, &pid, &why)) != 0 ||
+	    (rc = policy_check(pol, r->op, r->key, &why)) != 0) {
+		ops_reject(c, r, 0, rc, why, t0);
 		return;
 	}
 	switch (r->op) {
@@ -387,80 +655,108 @@ ops_dispatch(struct conn *c, const struct request *r)
 	case OP_KEYS:
 		ops_hello(c, r);
 		return;
+	case OP_STATS:
+		ops_stats(c, r, t0);
+		return;
+	case OP_STATUS:
+	case OP_DISABLE_DECRYPT:
+	case OP_ENABLE_DECRYPT:
+	case OP_RELOAD:
+		admin_dispatch(c, r, t0);
+		return;
 	case OP_GENERATE:
 	case OP_ENCRYPT:
 	case OP_DECRYPT:
 	case OP_REWRAP:
 		break;
 	default:
-		ops_reject(c, r, ERR_UNKNOWN_OP, "op not served by this "
-		    "version of kmsd");
+		ops_reject(c, r, 0, ERR_UNKNOWN_OP, "op not served by this "
+		    "version of kmsd", t0);
 		return;
 	}
-	if ((key = keyring_find(c->srv->kr, r->key)) == NULL) {
-		ops_reject(c, r, ERR_UNKNOWN_KEY, "no such key");
+	if ((key = keyring_find(s->kr, r->key)) == NULL) {
+		ops_reject(c, r, 0, ERR_UNKNOWN_KEY, "no such key", t0);
 		return;
 	}
-	if ((op = op_new(c, r, key)) == NULL) {
-		ops_reject(c, r, ERR_NOMEM, "out of memory");
+	if ((rc = policy_check_context(pol, r->op, &r->ctx, &why)) != 0 ||
+	    (r->op == OP_REWRAP && r->new_ctx.present &&
+	    (rc = policy_check_context(pol, r->op, &r->new_ctx, &why)) != 0)) {
+		ops_reject(c, r, 1, rc, why, t0);
 		return;
 	}
-	if (ctx_copy_set(&op->ctx, &r->ctx, cfg->ctx_style) != 0 ||
-	    ctx_copy_set(&op->new_ctx, &r->new_ctx, cfg->ctx_style) != 0) {
-		op_fail(op, ERR_BAD_REQUEST, "context is not valid UTF-8 or "
+	if ((r->op == OP_DECRYPT || r->op == OP_REWRAP) && s->decrypt_disabled) {
+		ops_reject(c, r, 1, ERR_DECRYPT_DISABLED, s->disabled_reason,
+		    t0);
+		return;
+	}
+	if (r->op == OP_DECRYPT &&
+	    ops_breaker(c, key, config_key(cfg, key->name), t0) != 0) {
+		ops_reject(c, r, 1, ERR_DECRYPT_DISABLED, s->disabled_reason,
+		    t0);
+		return;
+	}
+	if ((job = job_new(c, r, key, t0)) == NULL) {
+		ops_reject(c, r, 1, ERR_NOMEM, "out of memory", t0);
+		return;
+	}
+	if (ctx_copy_set(&job->ctx, &r->ctx, cfg->ctx_style) != 0 ||
+	    ctx_copy_set(&job->new_ctx, &r->new_ctx, cfg->ctx_style) != 0) {
+		job_fail(job, ERR_BAD_REQUEST, "context is not valid UTF-8 or "
 		    "repeats a key");
 		return;
 	}
 	switch (r->op) {
 	case OP_GENERATE:
-		if (buf_reserve(&op->datakey, OPS_DATA_KEY_LEN) != 0 ||
-		    RAND_bytes(op->datakey.data, OPS_DATA_KEY_LEN) != 1) {
-			op_fail(op, ERR_INTERNAL, "random generator failed");
+		if (buf_reserve(&job->datakey, OPS_DATA_KEY_LEN) != 0 ||
+		    RAND_bytes(job->datakey.data, OPS_DATA_KEY_LEN) != 1) {
+			job_fail(job, ERR_INTERNAL, "random generator failed");
 			return;
 		}
-		op->datakey.len = OPS_DATA_KEY_LEN;
-		op->stage = STAGE_WRAP;
-		op_call(op, PROV_WRAP, key_version(key, key->current),
-		    op->datakey.data, op->datakey.len, &op->ctx);
+		job->datakey.len = OPS_DATA_KEY_LEN;
+		job->stage = STAGE_WRAP;
+		job_call(job, PROV_WRAP, key_version(key, key->current),
+		    job->datakey.data, job->datakey.len, &job->ctx);
 		return;
 	case OP_ENCRYPT:
-		if (buf_append(&op->in, r->plaintext.p, r->plaintext.len) != 0) {
-			op_fail(op, ERR_TOO_LARGE, "plaintext too large");
+		if (buf_append(&job->in, r->plaintext.p, r->plaintext.len) != 0) {
+			job_fail(job, ERR_TOO_LARGE, "plaintext too large");
 			return;
 		}
-		op->stage = STAGE_WRAP;
-		op_call(op, PROV_WRAP, key_version(key, key->current),
-		    op->in.data, op->in.len, &op->ctx);
+		job->stage = STAGE_WRAP;
+		job_call(job, PROV_WRAP, key_version(key, key->current),
+		    job->in.data, job->in.len, &job->ctx);
 		return;
 	default:	/* decrypt, rewrap */
 		break;
 	}
 	if (stored_parse(r->ciphertext.p, r->ciphertext.len, &version,
-	    &op->in) != 0) {
-		op_fail(op, ERR_DECRYPTION_FAILED, "ciphertext is not a "
+	    &job->in) != 0) {
+		job->version = 0;
+		job_fail(job, ERR_DECRYPTION_FAILED, "ciphertext is not a "
 		    "\"vN:\" + base64 stored string");
 		return;
 	}
+	job->version = version;
 	if ((kv = key_version(key, version)) == NULL) {
-		op_fail(op, ERR_VERSION_NOT_ACTIVE, "ciphertext names a key "
+		job_fail(job, ERR_VERSION_NOT_ACTIVE, "ciphertext names a key "
 		    "version that is not configured");
 		return;
 	}
-	op->stage = r->op == OP_DECRYPT ? STAGE_UNWRAP : STAGE_REWRAP_UNWRAP;
-	op_call(op, PROV_UNWRAP, kv, op->in.data, op->in.len, &op->ctx);
+	job->stage = r->op == OP_DECRYPT ? STAGE_UNWRAP : STAGE_REWRAP_UNWRAP;
+	job_call(job, PROV_UNWRAP, kv, job->in.data, job->in.len, &job->ctx);
 }
 
 void
 ops_detach(struct conn *c)
 {
-	struct job *op;
+	struct job *job;
 
-	/* A provider still holds these calls; op_finish frees them when
+	/* A provider still holds these calls; job_call_done frees them when
 	 * they complete, without a connection to answer. */
-	while ((op = TAILQ_FIRST(&c->ops)) != NULL) {
-		TAILQ_REMOVE(&c->ops, op, entry);
-		op->conn = NULL;
-		if (op->kv != NULL && op->kv->prov->cancel != NULL)
-			op->kv->prov->cancel(op->kv->state, &op->call);
+	while ((job = TAILQ_FIRST(&c->ops)) != NULL) {
+		TAILQ_REMOVE(&c->ops, job, entry);
+		job->conn = NULL;
+		if (job->kv != NULL && job->kv->prov->cancel != NULL)
+			job->kv->prov->cancel(job->kv->state, &job->call);
 	}
 }

@@ -100,8 +100,6 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
 	struct server *s = l->srv;
-	struct ucred cred;
-	socklen_t len;
 	struct peer peer;
 	int fd;
 
@@ -117,35 +115,33 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 					(SERVER_EMFILE_PAUSE_MS % 1000) * 1000
 				};
 				log_warn("socket %s: accept: %s; pausing for "
-				    "%d ms", l->cfg->name, strerror(errno),
+				    "%d ms", l->name, strerror(errno),
 				    SERVER_EMFILE_PAUSE_MS);
 				event_del(l->ev);
 				l->paused = 1;
 				event_add(l->resume, &tv);
 			} else if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("socket %s: accept: %s", l->cfg->name,
+				log_warn("socket %s: accept: %s", l->name,
 				    strerror(errno));
 			return;
 		}
-		len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-			log_warn("socket %s: SO_PEERCRED: %s", l->cfg->name,
+		if (peer_read(fd, &peer) != 0) {
+			log_warn("socket %s: SO_PEERCRED: %s", l->name,
 			    strerror(errno));
 			close(fd);
 			continue;
 		}
-		peer.pid = cred.pid;
-		peer.uid = cred.uid;
-		peer.gid = cred.gid;
 		if (s->draining) {
+			peer_done(&peer);
 			server_refuse(fd, "server shutting down");
 			continue;
 		}
 		if (s->nconns >= s->cfg->max_connections) {
 			log_warn("socket %s: refusing uid %u pid %d: "
-			    "max_connections (%u) reached", l->cfg->name,
+			    "max_connections (%u) reached", l->name,
 			    (unsigned)peer.uid, (int)peer.pid,
 			    s->cfg->max_connections);
+			peer_done(&peer);
 			server_refuse(fd, "too many connections");
 			continue;
 		}
@@ -181,6 +177,15 @@ server_listen(struct server *s, struct listener *l, char *err, size_t errlen)
 	if (r != 0) {
 		snprintf(err, errlen, "[socket %s] bind %s: %s", cs->name,
 		    cs->path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* The group is set before listen(): until then nobody can connect,
+	 * so the file is never reachable by more than the configured group. */
+	if (cs->group != (gid_t)-1 && chown(cs->path, (uid_t)-1, cs->group) != 0) {
+		snprintf(err, errlen, "[socket %s] chown %s: %s", cs->name,
+		    cs->path, strerror(errno));
+		unlink(cs->path);
 		close(fd);
 		return -1;
 	}
@@ -231,59 +236,154 @@ server_init(struct server *s, struct event_base *base, struct config *cfg,
 	s->kr = kr;
 	TAILQ_INIT(&s->conns);
 	TAILQ_INIT(&s->dead);
+	TAILQ_INIT(&s->gone);
 	if ((s->reaper = event_new(base, -1, 0, server_reap_cb, s)) == NULL)
 		return -1;
 	return 0;
 }
 
+static struct listener *
+server_listener_new(struct server *s, const struct cfg_socket *cs)
+{
+	struct listener *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->srv = s;
+	l->fd = -1;
+	l->cfg = cs;
+	if ((l->name = strdup(cs->name)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void
+server_listener_close(struct listener *l)
+{
+	if (l->ev != NULL) {
+		event_free(l->ev);
+		l->ev = NULL;
+	}
+	if (l->resume != NULL) {
+		event_free(l->resume);
+		l->resume = NULL;
+	}
+	if (l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+	}
+	if (l->path != NULL) {
+		unlink(l->path);
+		free(l->path);
+		l->path = NULL;
+	}
+}
+
 int
 server_start(struct server *s, char *err, size_t errlen)
 {
-	s->n_lst = s->cfg->n_sockets;
-	if ((s->lst = calloc(s->n_lst, sizeof(*s->lst))) == NULL) {
+	s->lst = calloc(CONFIG_MAX_SOCKETS + 1, sizeof(*s->lst));
+	if (s->lst == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < s->n_lst; i++) {
-		s->lst[i].srv = s;
-		s->lst[i].fd = -1;
-		s->lst[i].cfg = &s->cfg->sockets[i];
-	}
-	for (size_t i = 0; i < s->n_lst; i++) {
+	for (size_t i = 0; i < s->cfg->n_sockets; i++) {
+		struct listener *l;
+
+		if ((l = server_listener_new(s, &s->cfg->sockets[i])) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		s->lst[s->n_lst++] = l;
 		err[0] = '\0';
-		if (server_listen(s, &s->lst[i], err, errlen) != 0)
+		if (server_listen(s, l, err, errlen) != 0)
 			return -1;
 		log_info("socket %s: listening on %s (mode %04o)",
-		    s->lst[i].cfg->name, s->lst[i].path,
-		    (unsigned)s->lst[i].cfg->mode);
+		    l->name, l->path, (unsigned)l->cfg->mode);
 	}
 	return 0;
+}
+
+/*
+ * Move to a new config: sockets keep their listener (and connections)
+ * when name and path are unchanged, new ones start listening, removed ones
+ * stop and their connections finish what is in flight and close. On any
+ * failure nothing has changed and -1 is returned.
+ */
+int
+server_reconfigure(struct server *s, struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct listener *fresh[CONFIG_MAX_SOCKETS + 1] = { 0 };
+	struct listener *keep[CONFIG_MAX_SOCKETS + 1] = { 0 };
+	struct conn *c, *next;
+	size_t nf = 0;
+
+	for (size_t i = 0; i < cfg->n_sockets; i++) {
+		const struct cfg_socket *cs = &cfg->sockets[i];
+
+		for (size_t j = 0; j < s->n_lst && keep[i] == NULL; j++)
+			if (strcmp(s->lst[j]->cfg->name, cs->name) == 0 &&
+			    strcmp(s->lst[j]->cfg->path, cs->path) == 0)
+				keep[i] = s->lst[j];
+		if (keep[i] != NULL)
+			continue;
+		if ((fresh[nf] = server_listener_new(s, cs)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		err[0] = '\0';
+		if (server_listen(s, fresh[nf++], err, errlen) != 0)
+			goto fail;
+	}
+	/* Commit: removed listeners close, their connections drain. */
+	for (size_t j = 0; j < s->n_lst; j++) {
+		struct listener *l = s->lst[j];
+		int kept = 0;
+
+		for (size_t i = 0; i < cfg->n_sockets && !kept; i++)
+			kept = keep[i] == l;
+		if (kept)
+			continue;
+		log_info("socket %s: removed by reload", l->name);
+		server_listener_close(l);
+		for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, entry);
+			if (c->lst == l)
+				conn_orphan(c);
+		}
+		l->cfg = NULL;
+		TAILQ_INSERT_TAIL(&s->gone, l, gone_entry);
+	}
+	s->n_lst = 0;
+	nf = 0;
+	for (size_t i = 0; i < cfg->n_sockets; i++) {
+		struct listener *l = keep[i] != NULL ? keep[i] : fresh[nf++];
+
+		l->cfg = &cfg->sockets[i];
+		s->lst[s->n_lst++] = l;
+		if (keep[i] == NULL)
+			log_info("socket %s: listening on %s (mode %04o)",
+			    l->name, l->path, (unsigned)l->cfg->mode);
+	}
+	s->cfg = cfg;
+	return 0;
+fail:
+	for (size_t i = 0; i < nf; i++) {
+		server_listener_close(fresh[i]);
+		free(fresh[i]->name);
+		free(fresh[i]);
+	}
+	return -1;
 }
 
 static void
 server_close_listeners(struct server *s)
 {
-	for (size_t i = 0; i < s->n_lst; i++) {
-		struct listener *l = &s->lst[i];
-
-		if (l->ev != NULL) {
-			event_free(l->ev);
-			l->ev = NULL;
-		}
-		if (l->resume != NULL) {
-			event_free(l->resume);
-			l->resume = NULL;
-		}
-		if (l->fd >= 0) {
-			close(l->fd);
-			l->fd = -1;
-		}
-		if (l->path != NULL) {
-			unlink(l->path);
-			free(l->path);
-			l->path = NULL;
-		}
-	}
+	for (size_t i = 0; i < s->n_lst; i++)
+		server_listener_close(s->lst[i]);
 }
 
 static void
@@ -323,6 +423,7 @@ server_drain(struct server *s)
 void
 server_free(struct server *s)
 {
+	struct listener *l;
 	struct conn *c;
 
 	server_close_listeners(s);
@@ -332,8 +433,18 @@ server_free(struct server *s)
 		TAILQ_REMOVE(&s->dead, c, entry);
 		conn_free(c);
 	}
+	for (size_t i = 0; i < s->n_lst; i++) {
+		free(s->lst[i]->name);
+		free(s->lst[i]);
+	}
 	free(s->lst);
 	s->lst = NULL;
+	s->n_lst = 0;
+	while ((l = TAILQ_FIRST(&s->gone)) != NULL) {
+		TAILQ_REMOVE(&s->gone, l, gone_entry);
+		free(l->name);
+		free(l);
+	}
 	if (s->reaper != NULL)
 		event_free(s->reaper);
 	s->reaper = NULL;

@@ -19,6 +19,11 @@
 #include "config.h"
 #include "keys.h"
 #include "msg.h"
+#include "state.h"
+#include "window.h"
+
+struct audit;
+struct stats;
 
 struct event;
 struct event_base;
@@ -45,11 +50,19 @@ struct peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	size_t n_groups;
+	gid_t *groups;			/* supplementary */
+	char *exe;			/* NULL: unknown */
+	char *unit;			/* systemd unit; NULL: none */
 };
 
 struct listener {
 	struct server *srv;
-	const struct cfg_socket *cfg;	/* of srv->cfg; swapped on reload */
+	/* Of srv->cfg, swapped on reload; NULL once a reload removed the
+	 * socket (its connections are then orphaned and closing). */
+	const struct cfg_socket *cfg;
+	TAILQ_ENTRY(listener) gone_entry;
+	char *name;			/* copy: outlives a reload */
 	int fd;
 	int paused;
 	struct event *ev;
@@ -88,14 +101,32 @@ struct conn {
 
 TAILQ_HEAD(conn_list, conn);
 
+/* Decrypt breaker window of one key, kept by name across reloads. */
+struct key_window {
+	char *name;
+	struct window w;
+};
+
 struct server {
 	struct event_base *base;
-	struct config *cfg;
+	struct config *cfg;		/* current; == srv_cfg_owned */
+	struct config *srv_cfg_owned;	/* freed by main at exit/reload */
 	struct keyring *kr;
+	struct stats *stats;
+	struct audit *audit;		/* NULL: no audit log configured */
+	int decrypt_disabled;
+	char disabled_reason[STATE_MAX_REASON + 1];
+	struct window breaker;		/* decrypts of all keys */
+	size_t n_kw;
+	struct key_window *kw;
+	int64_t started_s;		/* monotonic */
+	/* main.c's reload, for the admin op: 0, or -1 with err set. */
+	int (*reload)(struct server *s, char *err, size_t errlen);
 	size_t n_lst;
-	struct listener *lst;
+	struct listener **lst;		/* stable addresses: conns point here */
 	struct conn_list conns;
 	struct conn_list dead;
+	TAILQ_HEAD(, listener) gone;	/* removed by reload, freed at exit */
 	struct event *reaper;
 	struct event *drain_timer;
 	unsigned nconns;
@@ -108,24 +139,58 @@ int server_init(struct server *s, struct event_base *base,
     struct config *cfg, struct keyring *kr);
 /* Bind and listen on every configured socket. */
 int server_start(struct server *s, char *err, size_t errlen);
+/* Switch to cfg (already validated, keyring swapped by the caller). */
+int server_reconfigure(struct server *s, struct config *cfg, char *err,
+    size_t errlen);
 /* SIGTERM: stop accepting, remove socket files, let requests in flight
  * finish (up to SERVER_DRAIN_MS), then break the loop. */
 void server_drain(struct server *s);
 void server_free(struct server *s);
 
+/* peer.c */
+/* Read the peer's identity from a connected socket. 0 or -1 (errno). */
+int peer_read(int fd, struct peer *p);
+void peer_done(struct peer *p);
+/* The policy's view of p (pointers into p). */
+void peer_id(const struct peer *p, struct peer_id *ret);
+
 /* conn.c */
-void conn_new(struct listener *l, int fd, const struct peer *peer);
+/* Takes over fd and the peer's owned fields. */
+void conn_new(struct listener *l, int fd, struct peer *peer);
 /* Encode and queue a response. */
 void conn_respond(struct conn *c, const struct response *r);
 /* An op of c finished (after its response was queued). */
 void conn_op_finished(struct conn *c);
 /* Mark dead and schedule the free. */
 void conn_kill(struct conn *c, const char *why);
+/* Its socket was removed by a reload: refuse new requests, finish the
+ * ones in flight, close. */
+void conn_orphan(struct conn *c);
 /* Server is draining: close c once it has nothing in flight. */
 void conn_drain(struct conn *c);
 void conn_free(struct conn *c);
 
 /* ops.c */
+/* Monotonic clock, microseconds and seconds. */
+uint64_t ops_now_us(void);
+int64_t ops_now_s(void);
+/* Audit and count one decision or outcome. key is the name the client
+ * asked for (NULL: none); configured says whether it names a configured
+ * key (stats label) or not. Returns 0, or ERR_AUDIT_UNAVAILABLE when the
+ * audit entry could not be written: the caller must then answer
+ * audit_unavailable and nothing else. */
+int ops_record(struct conn *c, int op, struct str key, int configured,
+    uint32_t version, const uint8_t *ctx_json, size_t ctx_json_len, int err,
+    uint64_t t0_us, const char *detail);
+/* Turn decryption off (admin op or breaker), durably first. 0 or -1. */
+int ops_disable_decrypt(struct server *s, const char *reason);
+int ops_enable_decrypt(struct server *s);
+
+/* admin.c */
+void admin_dispatch(struct conn *c, const struct request *r, uint64_t t0_us);
+/* Status JSON (admin status, and the body of the other admin replies). */
+int admin_status_json(struct server *s, struct buf *out);
+
 /* Handle one decoded request; the request points into c->in and is only
  * valid during the call. */
 void ops_dispatch(struct conn *c, const struct request *r);

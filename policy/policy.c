@@ -20,6 +20,12 @@ static const char policy_reason_op[] = "op not allowed on this socket";
 static const char policy_reason_key[] = "key not allowed on this socket";
 static const char policy_reason_admin[] = "admin op on a non-admin socket";
 static const char policy_reason_unknown[] = "unknown op";
+static const char policy_reason_peer[] =
+    "peer user and groups not allowed on this socket";
+static const char policy_reason_unit[] =
+    "peer's systemd unit not allowed on this socket";
+static const char policy_reason_context[] =
+    "context lacks a pair this socket requires";
 
 /* The rights an `allow` list may grant: hello and keys are always allowed
  * and the admin ops come only with the admin socket, so neither is a right. */
@@ -101,6 +107,74 @@ policy_check(const struct sock_policy *p, int op, struct str key,
 		return policy_deny(ret_reason, policy_reason_op);
 	if (policy_op_needs_key(op) && !policy_key_allowed(p, key))
 		return policy_deny(ret_reason, policy_reason_key);
+allow:
+	if (ret_reason != NULL)
+		*ret_reason = NULL;
+	return 0;
+}
+
+static int
+policy_gid_listed(const struct sock_policy *p, gid_t gid)
+{
+	for (size_t i = 0; i < p->n_groups; i++)
+		if (p->groups[i] == gid)
+			return 1;
+	return 0;
+}
+
+int
+policy_check_peer(const struct sock_policy *p, const struct peer_id *peer,
+    const char **ret_reason)
+{
+	int ok;
+
+	if (p->n_users > 0 || p->n_groups > 0) {
+		ok = 0;
+		for (size_t i = 0; i < p->n_users && !ok; i++)
+			ok = p->users[i] == peer->uid;
+		if (!ok)
+			ok = policy_gid_listed(p, peer->gid);
+		for (size_t i = 0; i < peer->n_groups && !ok; i++)
+			ok = policy_gid_listed(p, peer->groups[i]);
+		if (!ok)
+			return policy_deny(ret_reason, policy_reason_peer);
+	}
+	if (p->n_units > 0) {
+		ok = 0;
+		for (size_t i = 0; i < p->n_units && !ok; i++)
+			ok = peer->unit != NULL &&
+			    strcmp(p->units[i], peer->unit) == 0;
+		if (!ok)
+			return policy_deny(ret_reason, policy_reason_unit);
+	}
+	if (ret_reason != NULL)
+		*ret_reason = NULL;
+	return 0;
+}
+
+int
+policy_check_context(const struct sock_policy *p, int op,
+    const struct context *ctx, const char **ret_reason)
+{
+	if (p->n_require == 0 || !policy_op_needs_key(op))
+		goto allow;
+	if (!ctx->present)
+		return policy_deny(ret_reason, policy_reason_context);
+	for (size_t i = 0; i < p->n_require; i++) {
+		const struct ctx_pair *want = &p->require[i];
+		int found = 0;
+
+		for (size_t j = 0; j < ctx->n && !found; j++) {
+			const struct ctx_pair *have = &ctx->pairs[j];
+
+			found = have->k.len == want->k.len &&
+			    have->v.len == want->v.len &&
+			    memcmp(have->k.p, want->k.p, want->k.len) == 0 &&
+			    memcmp(have->v.p, want->v.p, want->v.len) == 0;
+		}
+		if (!found)
+			return policy_deny(ret_reason, policy_reason_context);
+	}
 allow:
 	if (ret_reason != NULL)
 		*ret_reason = NULL;

@@ -44,8 +44,8 @@ void aws_parse_creds_done(struct aws_creds *c);
 /* ---- shared config / credentials files ---- */
 
 enum aws_file_kind {
-	AWS_FILE_CONFIG = 0,		/* ~/.aws/config: [default], [profile X] */
-	AWS_FILE_CREDENTIALS = 1,	/* ~/.aws/credentials: [default], [X] */
+	AWS_FILE_CONFIG = 0,		/* ~/.aws/config: [profile X] */
+	AWS_FILE_CREDENTIALS = 1,	/* ~/.aws/credentials: [X] */
 };
 
 struct aws_profile {
@@ -130,7 +130,7 @@ struct aws_kms_result {
 	/* Decrypt: Plaintext (a secret); Encrypt, ReEncrypt: CiphertextBlob. */
 	struct buf data;
 	struct buf key_id;		/* KeyId (the key ARN), may be empty */
-	struct buf source_key_id;	/* ReEncrypt: SourceKeyId, may be empty */
+	struct buf source_key_id;	/* ReEncrypt: SourceKeyId or empty */
 };
 
 void aws_parse_kms_result_init(struct aws_kms_result *r);
@@ -152,7 +152,7 @@ int aws_parse_kms_response(enum aws_kms_op op, const char *body, size_t len,
 struct aws_error {
 	int err;		/* ERR_* */
 	int retryable;		/* the same request may succeed later */
-	int throttled;		/* back off harder: the service said slow down */
+	int throttled;		/* back off harder: the service asked to */
 	int refresh_creds;	/* fetch fresh credentials, then retry once */
 	long status;		/* HTTP status */
 	char code[AWS_ERROR_CODE_MAX];		/* "" when none was found */

@@ -790,9 +790,11 @@ sigv4_sign(const struct sigv4_request *req, const struct sigv4_creds *creds,
 	    (r = buf_append_str(&scope, "/" SIGV4_TERMINATOR)) != 0 ||
 	    (r = buf_append_str(&out->string_to_sign,
 	    SIGV4_ALGORITHM "\n")) != 0 ||
-	    (r = buf_append(&out->string_to_sign, date, SIGV4_DATE_LEN)) != 0 ||
+	    (r = buf_append(&out->string_to_sign, date,
+	    SIGV4_DATE_LEN)) != 0 ||
 	    (r = buf_append_byte(&out->string_to_sign, '\n')) != 0 ||
-	    (r = buf_append(&out->string_to_sign, scope.data, scope.len)) != 0 ||
+	    (r = buf_append(&out->string_to_sign, scope.data,
+	    scope.len)) != 0 ||
 	    (r = buf_append_byte(&out->string_to_sign, '\n')) != 0 ||
 	    (r = sigv4_sha256_hex(out->canonical_request.data,
 	    out->canonical_request.len, &out->string_to_sign)) != 0)
@@ -816,7 +818,8 @@ sigv4_sign(const struct sigv4_request *req, const struct sigv4_creds *creds,
 	    (r = buf_append_str(&out->authorization, creds->access_key)) != 0 ||
 	    (r = buf_append_byte(&out->authorization, '/')) != 0 ||
 	    (r = buf_append(&out->authorization, scope.data, scope.len)) != 0 ||
-	    (r = buf_append_str(&out->authorization, ", SignedHeaders=")) != 0 ||
+	    (r = buf_append_str(&out->authorization,
+	    ", SignedHeaders=")) != 0 ||
 	    (r = buf_append(&out->authorization, signed_hdrs.data,
 	    signed_hdrs.len)) != 0 ||
 	    (r = buf_append_str(&out->authorization, ", Signature=")) != 0 ||

@@ -51,7 +51,7 @@ struct sigv4_header {
 struct sigv4_request {
 	const char *method;		/* "POST" */
 	const char *path;		/* request-line path, "/" for KMS */
-	const char *query;		/* raw, without '?'; NULL or "" if none */
+	const char *query;		/* raw, no '?'; NULL or "" if none */
 	const struct sigv4_header *headers;
 	size_t n_headers;
 	const uint8_t *body;		/* NULL when body_len is 0 */

@@ -48,6 +48,7 @@
 #include <openssl/rand.h>
 
 #include "err.h"
+#include "keyfile.h"
 #include "provider.h"
 
 #define LOCAL_PREFIX "local/"
@@ -70,8 +71,6 @@
 static const char local_aad_label[] = "kmsd-local-v1";
 
 /* open() helpers' results besides 0 and ERR_*. */
-#define LOCAL_MISSING 1		/* no key file yet */
-#define LOCAL_EXISTS 2		/* created by another process meanwhile */
 
 /* Allocated from the secure heap as a whole: the key never sits in
  * ordinary, swappable, dumpable memory. */
@@ -120,158 +119,6 @@ local_name_valid(const char *name)
 			return 0;
 	}
 	return 1;
-}
-
-/* Read an existing key file into key; LOCAL_MISSING when there is none. */
-static int
-local_load(const char *path, uint8_t *key, char *err, size_t errlen)
-{
-	struct stat sb;
-	size_t got = 0;
-	uint8_t extra;
-	ssize_t n;
-	int fd, r = ERR_PROVIDER_UNAVAILABLE;
-
-	/* O_NONBLOCK: a FIFO planted in place of the key must not hang us
-	 * before fstat can refuse it. */
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-	    O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return LOCAL_MISSING;
-		if (errno == ELOOP)
-			local_err(err, errlen, "%s is a symbolic link; "
-			    "refusing it as a key file", path);
-		else
-			local_err(err, errlen, "cannot open %s: %s", path,
-			    strerror(errno));
-		return ERR_PROVIDER_UNAVAILABLE;
-	}
-	if (fstat(fd, &sb) != 0) {
-		local_err(err, errlen, "cannot stat %s: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		local_err(err, errlen, "%s is not a regular file", path);
-		goto out;
-	}
-	if ((sb.st_mode & 077) != 0) {
-		local_err(err, errlen, "%s is accessible by group or others "
-		    "(mode %04o); it must be 0600", path,
-		    (unsigned)(sb.st_mode & 07777));
-		goto out;
-	}
-	if (sb.st_size != LOCAL_KEY_LEN) {
-		local_err(err, errlen, "%s is %lld bytes; a key file is "
-		    "exactly %d", path, (long long)sb.st_size, LOCAL_KEY_LEN);
-		goto out;
-	}
-	while (got < LOCAL_KEY_LEN) {
-		n = read(fd, key + got, LOCAL_KEY_LEN - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	/* The size was checked, but the file may have changed since. */
-	do {
-		n = read(fd, &extra, 1);
-	} while (n < 0 && errno == EINTR);
-	OPENSSL_cleanse(&extra, sizeof(extra));
-	if (got != LOCAL_KEY_LEN || n != 0) {
-		local_err(err, errlen, "%s changed while being read or could "
-		    "not be read", path);
-		goto out;
-	}
-	r = 0;
-out:
-	if (r != 0)
-		OPENSSL_cleanse(key, LOCAL_KEY_LEN);
-	close(fd);
-	return r;
-}
-
-static int
-local_write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Make the new file's directory entry durable too. */
-static int
-local_sync_dir(const char *dir)
-{
-	int fd, r;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
-}
-
-/* Create a new key file with a fresh random key; LOCAL_EXISTS when another
- * process created it first. On failure no file is left behind: a short or
- * unsynced key file would be refused (or worse, used) on the next start. */
-static int
-local_create(const char *dir, const char *path, uint8_t *key, char *err,
-    size_t errlen)
-{
-	int fd;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
-	    O_NOCTTY, 0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			return LOCAL_EXISTS;
-		local_err(err, errlen, "cannot create %s: %s", path,
-		    strerror(errno));
-		return ERR_PROVIDER_UNAVAILABLE;
-	}
-	if (RAND_bytes(key, LOCAL_KEY_LEN) != 1) {
-		ERR_clear_error();
-		local_err(err, errlen, "random generator failed creating %s",
-		    path);
-		goto fail;
-	}
-	/* 0600 exactly, whatever the umask left. */
-	if (fchmod(fd, 0600) != 0 || local_write_all(fd, key, LOCAL_KEY_LEN) ||
-	    fsync(fd) != 0) {
-		local_err(err, errlen, "cannot write %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		local_err(err, errlen, "cannot write %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (local_sync_dir(dir) != 0) {
-		local_err(err, errlen, "cannot sync %s: %s", dir,
-		    strerror(errno));
-		goto fail;
-	}
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(path);
-	OPENSSL_cleanse(key, LOCAL_KEY_LEN);
-	return ERR_PROVIDER_UNAVAILABLE;
 }
 
 static void
@@ -323,20 +170,8 @@ local_open(const char *key_id, const struct prov_env *env, void **ret_state,
 		r = ERR_INTERNAL;
 		goto out;
 	}
-	/* Load, else create; if another process wins the creation race,
-	 * load what it wrote. */
-	r = local_load(path, st->key, err, errlen);
-	if (r == LOCAL_MISSING) {
-		r = local_create(dir, path, st->key, err, errlen);
-		if (r == LOCAL_EXISTS)
-			r = local_load(path, st->key, err, errlen);
-		if (r == LOCAL_MISSING) {
-			local_err(err, errlen, "%s vanished while being "
-			    "created", path);
-			r = ERR_PROVIDER_UNAVAILABLE;
-		}
-	}
-	if (r != 0)
+	if ((r = keyfile_get(dir, path, st->key, LOCAL_KEY_LEN, err,
+	    errlen)) != 0)
 		goto out;
 	*ret_state = st;
 	st = NULL;

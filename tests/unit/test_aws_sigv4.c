@@ -767,7 +767,9 @@ END_TEST
  * the content hash header, signed. */
 START_TEST(test_token_and_body)
 {
-	struct sigv4_header h[] = { HDR("Host", "kms.us-east-1.amazonaws.com") };
+	struct sigv4_header h[] = {
+		HDR("Host", "kms.us-east-1.amazonaws.com"),
+	};
 	struct sigv4_creds creds = t_creds;
 	struct sigv4_request req = { "POST", "/", NULL, h, 1,
 	    (const uint8_t *)"{}", 2 };
@@ -867,7 +869,8 @@ START_TEST(test_refusals)
 		h[0] = (struct sigv4_header)HDR("X-Host", "x");
 		break;
 	case BAD_DATE_HDR:
-		h[1] = (struct sigv4_header)HDR("X-AMZ-Date", "20150830T123600Z");
+		h[1] = (struct sigv4_header)HDR("X-AMZ-Date",
+		    "20150830T123600Z");
 		req.n_headers = 2;
 		break;
 	case BAD_AUTH_HDR:

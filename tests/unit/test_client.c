@@ -71,7 +71,7 @@ struct fake {
 	const uint8_t *raw;
 	size_t raw_len;
 	pthread_t th;
-	int cur_fd;		/* the connection being served, or -1 */
+	int stopping;		/* set by fake_stop */
 	/* written by the server thread, read after join */
 	int conns;
 	size_t requests;
@@ -123,11 +123,12 @@ fake_write(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* Read until one whole frame is in rb; 1 ready, 0 EOF, -1 error. Waits at
- * most wait_ms (-1: forever); returns 2 when that passed. */
+/* Read until one whole frame is in rb; 1 ready, 0 EOF (or fake_stop), -1
+ * error. Waits at most wait_ms (-1: until fake_stop); returns 2 when that
+ * passed. */
 static int
-fake_read_frame(int fd, struct buf *rb, int wait_ms, const uint8_t **body,
-    size_t *body_len)
+fake_read_frame(struct fake *f, int fd, struct buf *rb, int wait_ms,
+    const uint8_t **body, size_t *body_len)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -139,8 +140,14 @@ fake_read_frame(int fd, struct buf *rb, int wait_ms, const uint8_t **body,
 			return 1;
 		if (rb->len >= FRAME_HDR && r < 0)
 			return -1;
-		if (poll(&pfd, 1, wait_ms) == 0)
+		if (__atomic_load_n(&f->stopping, __ATOMIC_SEQ_CST))
+			return 0;
+		/* Short slices so that fake_stop is noticed. */
+		if (poll(&pfd, 1, wait_ms < 0 ? 20 : wait_ms) == 0) {
+			if (wait_ms < 0)
+				continue;
 			return 2;
+		}
 		if (buf_reserve(rb, 4096) != 0)
 			return -1;
 		n = recv(fd, rb->data + rb->len, 4096, 0);
@@ -264,10 +271,8 @@ fake_accept(struct fake *f)
 {
 	int fd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
 
-	if (fd >= 0) {
+	if (fd >= 0)
 		f->conns++;
-		__atomic_store_n(&f->cur_fd, fd, __ATOMIC_SEQ_CST);
-	}
 	return fd;
 }
 
@@ -322,7 +327,7 @@ fake_conn(struct fake *f, int fd)
 	}
 	for (;;) {
 		/* In reverse mode, gather until the client pauses. */
-		r = fake_read_frame(fd, &rb, nq > 0 ? 50 : -1, &body,
+		r = fake_read_frame(f, fd, &rb, nq > 0 ? 50 : -1, &body,
 		    &body_len);
 		if (r == 2 || (r != 1 && nq > 0))
 			fake_flush(fd, q, keep, &nq, &wb);
@@ -367,8 +372,16 @@ fake_conn(struct fake *f, int fd)
 		buf_clear(&wb);
 		buf_consume(&rb, FRAME_HDR + body_len);
 		answered++;
-		if (first && ((f->mode == FAKE_CLOSE_AFTER_N &&
-		    answered == (size_t)f->n) || f->mode == FAKE_RESTART)) {
+		if (first && f->mode == FAKE_CLOSE_AFTER_N &&
+		    answered == (size_t)f->n) {
+			rc = 1;
+			goto out;
+		}
+		if (first && f->mode == FAKE_RESTART) {
+			/* As a daemon stops: no more listening, then its
+			 * connections close. */
+			close(f->lfd);
+			unlink(f->path);
 			rc = 1;
 			goto out;
 		}
@@ -376,7 +389,6 @@ fake_conn(struct fake *f, int fd)
 out:
 	buf_done(&rb);
 	buf_done(&wb);
-	__atomic_store_n(&f->cur_fd, -1, __ATOMIC_SEQ_CST);
 	close(fd);
 	return rc;
 }
@@ -387,13 +399,12 @@ fake_main(void *arg)
 	struct fake *f = arg;
 	int fd;
 
-	while ((fd = fake_accept(f)) >= 0) {
+	while (!__atomic_load_n(&f->stopping, __ATOMIC_SEQ_CST) &&
+	    (fd = fake_accept(f)) >= 0) {
 		if (fake_conn(f, fd) == 1 && f->mode == FAKE_RESTART &&
 		    f->conns == 1) {
-			/* A daemon restart: the socket goes away for a while,
+			/* A daemon restart: the socket is gone for a while,
 			 * then a new listener appears at the same path. */
-			close(f->lfd);
-			unlink(f->path);
 			poll(NULL, 0, 150);
 			f->lfd = fake_listen(f);
 		}
@@ -411,7 +422,6 @@ fake_start(enum fake_mode mode)
 
 	memset(f, 0, sizeof(*f));
 	f->mode = mode;
-	f->cur_fd = -1;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/kmsclient-test.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(f->dir));
 	ck_assert_uint_lt(strlen(f->dir) + sizeof("/kmsd.sock"),
@@ -433,11 +443,8 @@ fake_go(struct fake *f)
 static void
 fake_stop(struct fake *f)
 {
-	int fd;
-
+	__atomic_store_n(&f->stopping, 1, __ATOMIC_SEQ_CST);
 	shutdown(f->lfd, SHUT_RDWR);
-	if ((fd = __atomic_load_n(&f->cur_fd, __ATOMIC_SEQ_CST)) >= 0)
-		shutdown(fd, SHUT_RDWR);
 	pthread_join(f->th, NULL);
 	close(f->lfd);
 	unlink(f->path);
@@ -844,12 +851,15 @@ START_TEST(test_env_socket)
 {
 	struct fake *f = fake_start(FAKE_SERVE);
 	kms_client *c = NULL;
+	char *text;
 	kms_error e;
 
 	fake_go(f);
 	setenv("KMSD_SOCKET", f->path, 1);
 	ck_assert_int_eq(kms_connect(&c, NULL, &e), 0);
 	unsetenv("KMSD_SOCKET");
+	ck_assert_int_eq(kms_stats(c, 0, &text, &e), 0);
+	kms_free(text);
 	kms_close(c);
 	fake_stop(f);
 	ck_assert_int_eq(f->conns, 1);

@@ -313,6 +313,144 @@ START_TEST(test_parse_then_check)
 }
 END_TEST
 
+/* Peer checks: every combination of policy lists and peer facts. */
+static uid_t peer_users_1000[] = { 1000 };
+static gid_t peer_groups_50[] = { 50 };
+static char *peer_units_a[] = { "a.service" };
+
+static const struct {
+	int users, groups, units;	/* which lists the policy has */
+} peer_policies[] = {
+	{ 0, 0, 0 }, { 1, 0, 0 }, { 0, 1, 0 }, { 1, 1, 0 },
+	{ 0, 0, 1 }, { 1, 0, 1 }, { 0, 1, 1 },
+};
+
+static const gid_t sup_7_50[] = { 7, 50 };
+static const gid_t sup_7[] = { 7 };
+
+static const struct peer_id peer_peers[] = {
+	{ 1, 1000, 100, 0, NULL, "a.service" },
+	{ 1, 2000, 50, 0, NULL, "a.service" },
+	{ 1, 2000, 100, 2, sup_7_50, "a.service" },
+	{ 1, 2000, 100, 1, sup_7, "a.service" },
+	{ 1, 1000, 100, 0, NULL, "b.service" },
+	{ 1, 1000, 100, 0, NULL, NULL },
+	{ 1, 2000, 100, 0, NULL, NULL },
+};
+
+#define PEER_NPOL (sizeof(peer_policies) / sizeof(peer_policies[0]))
+#define PEER_NPEER (sizeof(peer_peers) / sizeof(peer_peers[0]))
+
+/* allowed[policy][peer], worked out by hand from the rule "uid listed or
+ * a gid listed (when either list is set), and unit listed (when set)". */
+static const int peer_allowed[PEER_NPOL][PEER_NPEER] = {
+	{ 1, 1, 1, 1, 1, 1, 1 },
+	{ 1, 0, 0, 0, 1, 1, 0 },
+	{ 0, 1, 1, 0, 0, 0, 0 },
+	{ 1, 1, 1, 0, 1, 1, 0 },
+	{ 1, 1, 1, 1, 0, 0, 0 },
+	{ 1, 0, 0, 0, 0, 0, 0 },
+	{ 0, 1, 1, 0, 0, 0, 0 },
+};
+
+START_TEST(test_peer_matrix)
+{
+	size_t pi = (size_t)_i / PEER_NPEER, qi = (size_t)_i % PEER_NPEER;
+	struct sock_policy p;
+	const char *why = "unset";
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	if (peer_policies[pi].users) {
+		p.users = peer_users_1000;
+		p.n_users = 1;
+	}
+	if (peer_policies[pi].groups) {
+		p.groups = peer_groups_50;
+		p.n_groups = 1;
+	}
+	if (peer_policies[pi].units) {
+		p.units = peer_units_a;
+		p.n_units = 1;
+	}
+	r = policy_check_peer(&p, &peer_peers[qi], &why);
+	if (peer_allowed[pi][qi]) {
+		ck_assert_msg(r == 0, "policy %zu peer %zu denied: %s", pi, qi,
+		    why);
+		ck_assert_ptr_null(why);
+	} else {
+		ck_assert_msg(r == ERR_PERMISSION_DENIED, "policy %zu peer %zu "
+		    "allowed", pi, qi);
+		ck_assert_ptr_nonnull(why);
+		/* the reason names the failing check: the same policy
+		 * without its unit list (rows 4-6 drop to rows 0-2) tells
+		 * whether user and groups passed */
+		size_t ug = peer_policies[pi].units ? pi - 4 : pi;
+
+		ck_assert_ptr_nonnull(strstr(why, peer_allowed[ug][qi] ?
+		    "unit" : "user"));
+	}
+}
+END_TEST
+
+static struct ctx_pair req_billing[] = {
+	{ { "service", 7 }, { "billing", 7 } },
+	{ { "tier", 4 }, { "1", 1 } },
+};
+
+static const struct {
+	size_t n_require;
+	int op;
+	int present;
+	const char *pairs[6];	/* k, v, k, v, ... NULL */
+	int allowed;
+} ctx_cases[] = {
+	{ 0, OP_DECRYPT, 0, { NULL }, 1 },
+	{ 1, OP_DECRYPT, 0, { NULL }, 0 },
+	{ 1, OP_DECRYPT, 1, { NULL }, 0 },
+	{ 1, OP_DECRYPT, 1, { "service", "billing", NULL }, 1 },
+	{ 1, OP_GENERATE, 1, { "service", "billing", NULL }, 1 },
+	{ 1, OP_ENCRYPT, 1, { "x", "y", "service", "billing", NULL }, 1 },
+	{ 1, OP_REWRAP, 1, { "service", "other", NULL }, 0 },
+	{ 1, OP_DECRYPT, 1, { "Service", "billing", NULL }, 0 },
+	{ 1, OP_DECRYPT, 1, { "service", "bill", NULL }, 0 },
+	{ 1, OP_DECRYPT, 1, { "service", "billing2", NULL }, 0 },
+	{ 2, OP_DECRYPT, 1, { "service", "billing", NULL }, 0 },
+	{ 2, OP_DECRYPT, 1, { "tier", "1", "service", "billing", NULL }, 1 },
+	{ 1, OP_HELLO, 0, { NULL }, 1 },
+	{ 1, OP_KEYS, 0, { NULL }, 1 },
+	{ 1, OP_STATS, 0, { NULL }, 1 },
+};
+
+START_TEST(test_context_require)
+{
+	struct sock_policy p;
+	struct context c;
+	const char *why = NULL;
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	memset(&c, 0, sizeof(c));
+	p.require = req_billing;
+	p.n_require = ctx_cases[_i].n_require;
+	c.present = ctx_cases[_i].present;
+	for (size_t j = 0; ctx_cases[_i].pairs[j] != NULL; j += 2) {
+		c.pairs[c.n].k.p = ctx_cases[_i].pairs[j];
+		c.pairs[c.n].k.len = strlen(ctx_cases[_i].pairs[j]);
+		c.pairs[c.n].v.p = ctx_cases[_i].pairs[j + 1];
+		c.pairs[c.n].v.len = strlen(ctx_cases[_i].pairs[j + 1]);
+		c.n++;
+	}
+	r = policy_check_context(&p, ctx_cases[_i].op, &c, &why);
+	if (ctx_cases[_i].allowed)
+		ck_assert_int_eq(r, 0);
+	else {
+		ck_assert_int_eq(r, ERR_PERMISSION_DENIED);
+		ck_assert_ptr_nonnull(strstr(why, "context"));
+	}
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -333,6 +471,13 @@ suite(void)
 	tcase_add_loop_test(tc, test_parse_bad, 0, (int)PARSE_BAD_LEN);
 	tcase_add_test(tc, test_parse_null);
 	tcase_add_test(tc, test_parse_then_check);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("peer");
+	tcase_add_loop_test(tc, test_peer_matrix, 0,
+	    (int)(PEER_NPOL * PEER_NPEER));
+	tcase_add_loop_test(tc, test_context_require, 0,
+	    (int)(sizeof(ctx_cases) / sizeof(ctx_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }
