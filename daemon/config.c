@@ -717,6 +717,40 @@ config_handler(void *user, const char *section, const char *name,
 		return 0;
 	if (strcmp(section, "kmsd") == 0)
 		return config_kmsd_option(p, name, value) == 0;
+	for (size_t i = 0; i < CONFIG_N_PROVIDER_SECTIONS; i++) {
+		static const char *const names[] = CONFIG_PROVIDER_SECTIONS;
+		struct cfg_section *ps = &c->sections[i];
+		struct cfg_opt *o;
+
+		if (strcmp(section, names[i]) != 0)
+			continue;
+		if (ps->name == NULL) {
+			if ((ps->name = strdup(names[i])) == NULL) {
+				parse_error(p, p->line, "out of memory");
+				return 0;
+			}
+			ps->line = p->section_line;
+		}
+		if (config_opt(ps, name, NULL) != NULL) {
+			parse_error(p, p->line, "'%s' given twice", name);
+			return 0;
+		}
+		if (ps->n == CONFIG_MAX_SECTION_OPTS) {
+			parse_error(p, p->line, "more than %d options in [%s]",
+			    CONFIG_MAX_SECTION_OPTS, names[i]);
+			return 0;
+		}
+		o = &ps->opts[ps->n];
+		if ((o->name = strdup(name)) == NULL ||
+		    (o->value = strdup(value)) == NULL) {
+			free(o->name);
+			parse_error(p, p->line, "out of memory");
+			return 0;
+		}
+		o->line = p->line;
+		ps->n++;
+		return 1;
+	}
 	sp = strchr(section, ' ');
 	if (sp != NULL && strncmp(section, "key ", 4) == 0) {
 		struct cfg_key *k = config_find_key(c, sp + 1);
@@ -776,7 +810,7 @@ config_handler(void *user, const char *section, const char *name,
 		return config_socket_option(p, s, name, value) == 0;
 	}
 	parse_error(p, p->line, "unknown section [%s] (expected [kmsd], "
-	    "[key NAME] or [socket NAME])", section);
+	    "[key NAME], [socket NAME], [aws], [gcp] or [vault])", section);
 	return 0;
 }
 
@@ -956,6 +990,13 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
+	for (size_t i = 0; i < CONFIG_N_PROVIDER_SECTIONS; i++) {
+		free(c->sections[i].name);
+		for (size_t j = 0; j < c->sections[i].n; j++) {
+			free(c->sections[i].opts[j].name);
+			free(c->sections[i].opts[j].value);
+		}
+	}
 	free(c->path);
 	free(c->state_dir);
 	free(c->audit_log);
@@ -1000,5 +1041,29 @@ config_key_version(const struct cfg_key *k, uint32_t version)
 	for (size_t i = 0; i < k->n_versions; i++)
 		if (k->versions[i].version == version)
 			return &k->versions[i];
+	return NULL;
+}
+
+const struct cfg_section *
+config_section(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < CONFIG_N_PROVIDER_SECTIONS; i++)
+		if (c->sections[i].name != NULL &&
+		    strcmp(c->sections[i].name, name) == 0)
+			return &c->sections[i];
+	return NULL;
+}
+
+const char *
+config_opt(const struct cfg_section *s, const char *name, int *ret_line)
+{
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->opts[i].name, name) == 0) {
+			if (ret_line != NULL)
+				*ret_line = s->opts[i].line;
+			return s->opts[i].value;
+		}
 	return NULL;
 }

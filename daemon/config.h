@@ -36,6 +36,28 @@ struct cfg_version {
 	int line;
 };
 
+/* A provider's section ([aws], [gcp], [vault]) kept as written: the
+ * provider checks its own options (provider_ops.check_config), so config.c
+ * needs no knowledge of them. */
+#define CONFIG_MAX_SECTION_OPTS 32
+
+struct cfg_opt {
+	char *name;
+	char *value;
+	int line;
+};
+
+struct cfg_section {
+	char *name;			/* NULL: absent */
+	int line;
+	size_t n;
+	struct cfg_opt opts[CONFIG_MAX_SECTION_OPTS];
+};
+
+/* The provider sections config.c accepts. */
+#define CONFIG_PROVIDER_SECTIONS { "aws", "gcp", "vault" }
+#define CONFIG_N_PROVIDER_SECTIONS 3
+
 struct cfg_key {
 	char *name;
 	uint32_t current;	/* version used to wrap */
@@ -66,6 +88,7 @@ struct config {
 	unsigned max_connections;	/* open client connections in all */
 	unsigned frame_timeout_ms;	/* a started frame must complete */
 	unsigned idle_timeout_ms;	/* a connection with nothing to do */
+	struct cfg_section sections[CONFIG_N_PROVIDER_SECTIONS];
 	size_t n_keys;
 	struct cfg_key keys[CONFIG_MAX_KEYS];
 	size_t n_sockets;		/* the admin socket, if any, is last */
@@ -77,6 +100,14 @@ struct config {
 int config_load(const char *path, struct config **ret, char *err,
     size_t errlen);
 void config_free(struct config *c);
+
+/* A provider section, or NULL when the file has none. */
+const struct cfg_section *config_section(const struct config *c,
+    const char *name);
+/* An option's value in a section (NULL section or option: NULL); *ret_line
+ * (may be NULL) gets its line. */
+const char *config_opt(const struct cfg_section *s, const char *name,
+    int *ret_line);
 
 const struct cfg_key *config_key(const struct config *c, const char *name);
 const struct cfg_version *config_key_version(const struct cfg_key *k,

@@ -33,6 +33,8 @@ keyring_open(const struct config *cfg, const struct prov_env *env,
 	struct keyring *kr;
 	char perr[256];
 
+	if (provider_check_config(cfg, err, errlen) != 0)
+		return -1;
 	if ((kr = calloc(1, sizeof(*kr))) == NULL ||
 	    (kr->keys = calloc(cfg->n_keys, sizeof(*kr->keys))) == NULL) {
 		free(kr);

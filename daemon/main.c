@@ -22,6 +22,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "http.h"
 #include "keyfile.h"
 #include "keys.h"
 #include "log.h"
@@ -170,6 +171,8 @@ main_reload(struct server *s, char *err, size_t errlen)
 	}
 	env.state_dir = cfg->state_dir;
 	env.base = s->base;
+	env.cfg = cfg;
+	env.http = s->http;
 	if (keyring_open(cfg, &env, &kr, err, errlen) != 0)
 		goto fail;
 	same_audit = s->audit != NULL && cfg->audit_log != NULL &&
@@ -281,6 +284,10 @@ main_check_config(const char *path)
 				bad = 1;
 			}
 		}
+	if (!bad && provider_check_config(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		bad = 1;
+	}
 	if (!bad)
 		printf("%s: ok (%zu keys, %zu sockets)\n", path, cfg->n_keys,
 		    cfg->n_sockets);
@@ -307,6 +314,7 @@ main(int argc, char **argv)
 	struct event_base *base = NULL;
 	struct keyring *kr = NULL;
 	struct config *cfg = NULL;
+	struct http *http = NULL;
 	struct server srv;
 	struct prov_env env;
 	int ch, check = 0, debug = 0, rc = 1;
@@ -358,8 +366,14 @@ main(int argc, char **argv)
 		log_err("cannot create the event loop");
 		goto out;
 	}
+	if ((http = http_new(base)) == NULL) {
+		log_err("cannot set up the HTTPS transport");
+		goto out;
+	}
 	env.state_dir = cfg->state_dir;
 	env.base = base;
+	env.cfg = cfg;
+	env.http = http;
 	if (keyring_open(cfg, &env, &kr, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		goto out;
@@ -370,6 +384,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	srv.srv_cfg_owned = cfg;
+	srv.http = http;
 	cfg = NULL;
 	kr = NULL;
 	srv.reload = main_reload;
@@ -442,6 +457,8 @@ out:
 	free(srv.kw);
 	keyring_unref(kr);
 	config_free(cfg);
+	/* After every key: providers' requests are cancelled by then. */
+	http_free(http);
 	if (base != NULL)
 		event_base_free(base);
 	CRYPTO_secure_malloc_done();

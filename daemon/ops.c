@@ -46,6 +46,8 @@ enum job_stage {
 	STAGE_UNWRAP,
 	STAGE_REWRAP_UNWRAP,
 	STAGE_REWRAP_WRAP,
+	STAGE_REWRAP_DIRECT,	/* the provider rewraps itself */
+	STAGE_CONTEXT_HASH,
 };
 
 /* An owned copy of a context: the pairs point into mem. */
@@ -70,6 +72,7 @@ struct job {
 	struct ctx_copy new_ctx;	/* rewrap: the context to wrap under */
 	struct buf in;			/* plaintext or provider ciphertext */
 	struct buf datakey;		/* generate: fresh key; rewrap: unwrapped */
+	char *audit_path;		/* context_hash */
 	struct prov_call call;
 };
 
@@ -283,6 +286,7 @@ job_free(struct job *job)
 	buf_done(&job->in);
 	buf_done(&job->datakey);
 	buf_done(&job->call.out);
+	free(job->audit_path);
 	keyring_unref(job->kr);
 	free(job);
 }
@@ -378,7 +382,15 @@ job_call_done(struct prov_call *call)
 	switch (job->stage) {
 	case STAGE_WRAP:
 	case STAGE_REWRAP_WRAP:
+	case STAGE_REWRAP_DIRECT:
 		job_answer_wrapped(job);
+		return;
+	case STAGE_CONTEXT_HASH:
+		msg_response_init(&rs);
+		rs.id = job->id;
+		rs.body.p = (const char *)job->call.out.data;
+		rs.body.len = job->call.out.len;
+		job_finish(job, &rs);
 		return;
 	case STAGE_UNWRAP:
 		msg_response_init(&rs);
@@ -420,11 +432,31 @@ job_call(struct job *job, enum prov_op pop, const struct key_version *kv,
 	call->ctx = &cc->c;
 	call->ctx_json = cc->c.present ? cc->json.data : NULL;
 	call->ctx_json_len = cc->c.present ? cc->json.len : 0;
+	call->new_ctx = NULL;
+	call->new_ctx_json = NULL;
+	call->new_ctx_json_len = 0;
+	call->audit_path = job->audit_path;
 	call->err = 0;
 	call->msg[0] = '\0';
 	call->done = job_call_done;
 	call->arg = job;
-	/* May complete (and free job) before returning. */
+	/* Each may complete (and free job) before returning. */
+	if (job->stage == STAGE_CONTEXT_HASH) {
+		kv->prov->context_hash(kv->state, call);
+		return;
+	}
+	if (job->stage == STAGE_REWRAP_DIRECT) {
+		const struct ctx_copy *nc = job->new_ctx.c.present ?
+		    &job->new_ctx : &job->ctx;
+		const struct key_version *to = key_version(job->key,
+		    job->key->current);
+
+		call->new_ctx = &nc->c;
+		call->new_ctx_json = nc->c.present ? nc->json.data : NULL;
+		call->new_ctx_json_len = nc->c.present ? nc->json.len : 0;
+		kv->prov->rewrap(kv->state, to->state, call);
+		return;
+	}
 	kv->prov->start(kv->state, call);
 }
 
@@ -668,6 +700,7 @@ ops_dispatch(struct conn *c, const struct request *r)
 	case OP_ENCRYPT:
 	case OP_DECRYPT:
 	case OP_REWRAP:
+	case OP_CONTEXT_HASH:
 		break;
 	default:
 		ops_reject(c, r, 0, ERR_UNKNOWN_OP, "op not served by this "
@@ -717,6 +750,22 @@ ops_dispatch(struct conn *c, const struct request *r)
 		job_call(job, PROV_WRAP, key_version(key, key->current),
 		    job->datakey.data, job->datakey.len, &job->ctx);
 		return;
+	case OP_CONTEXT_HASH:
+		kv = key_version(key, key->current);
+		if (kv == NULL || kv->prov->context_hash == NULL) {
+			job_fail(job, ERR_BAD_REQUEST, "this key's provider "
+			    "keeps no audit hash (context_hash is for Vault "
+			    "keys)");
+			return;
+		}
+		if ((job->audit_path = strndup(r->audit_path.p,
+		    r->audit_path.len)) == NULL) {
+			job_fail(job, ERR_NOMEM, "out of memory");
+			return;
+		}
+		job->stage = STAGE_CONTEXT_HASH;
+		job_call(job, PROV_UNWRAP, kv, NULL, 0, &job->ctx);
+		return;
 	case OP_ENCRYPT:
 		if (buf_append(&job->in, r->plaintext.p, r->plaintext.len) != 0) {
 			job_fail(job, ERR_TOO_LARGE, "plaintext too large");
@@ -743,6 +792,15 @@ ops_dispatch(struct conn *c, const struct request *r)
 		return;
 	}
 	job->stage = r->op == OP_DECRYPT ? STAGE_UNWRAP : STAGE_REWRAP_UNWRAP;
+	if (r->op == OP_REWRAP) {
+		const struct key_version *to = key_version(key, key->current);
+
+		/* Both versions in one KMS that can rewrap: let it, so the
+		 * data key never leaves the KMS at all. */
+		if (to != NULL && to->prov == kv->prov &&
+		    kv->prov->rewrap != NULL)
+			job->stage = STAGE_REWRAP_DIRECT;
+	}
 	job_call(job, PROV_UNWRAP, kv, job->in.data, job->in.len, &job->ctx);
 }
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "err.h"
 #include "provider.h"
 
@@ -29,6 +30,20 @@ provider_find(const char *key_id)
 		if (provider_list[i]->match(key_id))
 			return provider_list[i];
 	return NULL;
+}
+
+int
+provider_check_config(const struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < PROVIDER_LIST_LEN; i++) {
+		const struct provider_ops *p = provider_list[i];
+
+		if (p->check_config != NULL && p->check_config(cfg,
+		    p->section != NULL ? config_section(cfg, p->section) : NULL,
+		    err, errlen) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 void

@@ -23,6 +23,7 @@
 #include "window.h"
 
 struct audit;
+struct http;
 struct stats;
 
 struct event;
@@ -113,6 +114,7 @@ struct server {
 	struct config *srv_cfg_owned;	/* freed by main at exit/reload */
 	struct keyring *kr;
 	struct stats *stats;
+	struct http *http;		/* shared HTTPS transport (main's) */
 	struct audit *audit;		/* NULL: no audit log configured */
 	int decrypt_disabled;
 	char disabled_reason[STATE_MAX_REASON + 1];
