@@ -18,6 +18,7 @@
 
 #include <openssl/crypto.h>
 
+#include "auditchain.h"
 #include "b64.h"
 #include "buf.h"
 
@@ -105,6 +106,8 @@ static const char usage_text[] =
     "                              Vault's context hash\n"
     "  admin status | disable-decrypt [--reason TEXT] | enable-decrypt |"
     " reload\n"
+    "  audit verify FILE...        check the audit log's hash chain (files\n"
+    "                              in order, oldest first; no daemon needed)\n"
     "\n"
     "options:\n"
     "  -s, --socket SOCKET         default $KMSD_SOCKET, else " KMS_DEFAULT_SOCKET
@@ -718,6 +721,27 @@ cmd_admin(kms_client *c, struct opts *o, int argc, char **argv)
 	return 0;
 }
 
+/* audit verify FILE...: the log's hash chain, offline (no daemon). */
+static int
+cmd_audit(kms_client *c, struct opts *o, int argc, char **argv)
+{
+	char msg[1024];
+	int r;
+
+	if (strcmp(argv[0], "verify") != 0)
+		return usage_error("unknown audit command '%s'", argv[0]);
+	if (argc < 2)
+		return usage_error("audit verify needs at least one FILE");
+	r = auditchain_verify((const char *const *)argv + 1,
+	    (size_t)argc - 1, msg, sizeof(msg));
+	if (r == 0) {
+		printf("%s\n", msg);
+		return finish_stdout();
+	}
+	fprintf(stderr, "kmsctl: %s\n", msg);
+	return 1;
+}
+
 static const struct command commands[] = {
 	{ "hello", cmd_hello, 0, 0, 0 },
 	{ "keys", cmd_keys, 0, 0, 0 },
@@ -728,6 +752,7 @@ static const struct command commands[] = {
 	{ "stats", cmd_stats, OPT_PROM, 0, 0 },
 	{ "context-hash", cmd_context_hash, OPT_CTX | OPT_AUDIT, 1, 1 },
 	{ "admin", cmd_admin, OPT_REASON, 1, 1 },
+	{ "audit", cmd_audit, 0, 2, 64 },
 };
 
 /* --- arguments ---------------------------------------------------------------- */
@@ -941,6 +966,8 @@ run(int argc, char **argv, struct opts *o)
 			return usage_error("unknown admin command '%s'",
 			    args[0]);
 	}
+	if (cmd->run == cmd_audit)
+		return cmd_audit(NULL, o, nargs, args);
 	if (kms_connect(&c, o->socket != NULL ? o->socket :
 	    default_socket(o->admin), &e) != 0)
 		return fail(&e);
