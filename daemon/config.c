@@ -1067,3 +1067,37 @@ config_opt(const struct cfg_section *s, const char *name, int *ret_line)
 		}
 	return NULL;
 }
+
+int
+config_file_path(const char *value, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	static const char prefix[] = "credential:";
+	const char *dir, *name;
+	int n;
+
+	if (strncmp(value, prefix, sizeof(prefix) - 1) != 0) {
+		n = snprintf(out, outlen, "%s", value);
+		goto check;
+	}
+	name = value + sizeof(prefix) - 1;
+	/* A credential name is one path component. */
+	if (*name == '\0' || strchr(name, '/') != NULL ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		snprintf(err, errlen, "'%s': a credential name is one file "
+		    "name", value);
+		return -1;
+	}
+	if ((dir = getenv("CREDENTIALS_DIRECTORY")) == NULL || *dir == '\0') {
+		snprintf(err, errlen, "'%s': CREDENTIALS_DIRECTORY is not set "
+		    "(use LoadCredential= in the unit)", value);
+		return -1;
+	}
+	n = snprintf(out, outlen, "%s/%s", dir, name);
+check:
+	if (n < 0 || (size_t)n >= outlen) {
+		snprintf(err, errlen, "'%s': path too long", value);
+		return -1;
+	}
+	return 0;
+}

@@ -109,6 +109,15 @@ const struct cfg_section *config_section(const struct config *c,
 const char *config_opt(const struct cfg_section *s, const char *name,
     int *ret_line);
 
+/*
+ * The path a file option names. "credential:NAME" reads a systemd
+ * credential: $CREDENTIALS_DIRECTORY/NAME (LoadCredential= /
+ * SetCredential=), so secrets need not sit in /etc. Anything else is a
+ * path, used as given. 0, or -1 with a message in err.
+ */
+int config_file_path(const char *value, char *out, size_t outlen, char *err,
+    size_t errlen);
+
 const struct cfg_key *config_key(const struct config *c, const char *name);
 const struct cfg_version *config_key_version(const struct cfg_key *k,
     uint32_t version);

@@ -262,6 +262,14 @@ main_metrics_cb(evutil_socket_t fd, short what, void *arg)
 		failing = 0;
 }
 
+/* WATCHDOG=1 from the loop itself: if the loop stalls, the pings stop and
+ * systemd restarts kmsd. */
+static void
+main_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
 static int
 main_check_config(const char *path)
 {
@@ -308,7 +316,8 @@ main(int argc, char **argv)
 	};
 	const char *path = CONFIG_DEFAULT_PATH;
 	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
-	struct event *sigusr1 = NULL, *metrics = NULL;
+	struct event *sigusr1 = NULL, *metrics = NULL, *watchdog = NULL;
+	uint64_t wd_usec = 0;
 	struct timeval tv;
 	int dis;
 	struct event_base *base = NULL;
@@ -426,6 +435,20 @@ main(int argc, char **argv)
 		goto out;
 	}
 	main_metrics_cb(-1, 0, &srv);
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		/* Twice per period, as sd_watchdog_enabled(3) advises. */
+		struct timeval wtv = { (time_t)(wd_usec / 2 / 1000000),
+		    (suseconds_t)(wd_usec / 2 % 1000000) };
+
+		watchdog = event_new(base, -1, EV_PERSIST, main_watchdog_cb,
+		    NULL);
+		if (watchdog == NULL || event_add(watchdog, &wtv) != 0) {
+			log_err("cannot arm the watchdog timer");
+			goto out;
+		}
+		log_info("watchdog: pinging every %llu ms",
+		    (unsigned long long)(wd_usec / 2000));
+	}
 	log_info("kmsd %s ready: %zu keys, %zu sockets", KMSD_VERSION,
 	    srv.cfg->n_keys, srv.n_lst);
 	sd_notify(0, "READY=1");
@@ -448,6 +471,8 @@ out:
 		event_free(sigusr1);
 	if (metrics != NULL)
 		event_free(metrics);
+	if (watchdog != NULL)
+		event_free(watchdog);
 	audit_close(srv.audit);
 	stats_free(srv.stats);
 	keyring_unref(srv.kr);

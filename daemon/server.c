@@ -9,6 +9,7 @@
  * `busy` answer and is closed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "err.h"
 #include "frame.h"
@@ -149,6 +151,102 @@ server_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
+/* Descriptors passed by systemd socket activation, by name; taken by
+ * server_start, the rest closed. */
+struct activated {
+	int n;
+	int *fds;
+	char **names;
+};
+
+static void
+server_activated_done(struct activated *a)
+{
+	for (int i = 0; i < a->n; i++) {
+		if (a->fds[i] >= 0) {
+			log_warn("systemd passed a socket named '%s' that no "
+			    "[socket NAME] in the config takes; closing it",
+			    a->names != NULL && a->names[i] != NULL ?
+			    a->names[i] : "?");
+			close(a->fds[i]);
+		}
+		if (a->names != NULL)
+			free(a->names[i]);
+	}
+	free(a->names);
+	free(a->fds);
+	memset(a, 0, sizeof(*a));
+}
+
+static int
+server_activated_get(struct activated *a, char *err, size_t errlen)
+{
+	char **names = NULL;
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	n = sd_listen_fds_with_names(1, &names);
+	if (n < 0) {
+		snprintf(err, errlen, "socket activation: %s", strerror(-n));
+		return -1;
+	}
+	if (n == 0) {
+		free(names);
+		return 0;
+	}
+	if ((a->fds = calloc((size_t)n, sizeof(int))) == NULL) {
+		for (int i = 0; i < n; i++) {
+			free(names[i]);
+			close(SD_LISTEN_FDS_START + i);
+		}
+		free(names);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	a->n = n;
+	a->names = names;
+	for (int i = 0; i < n; i++)
+		a->fds[i] = SD_LISTEN_FDS_START + i;
+	return 0;
+}
+
+/* Adopt a descriptor systemd passed for this socket: it must be a
+ * listening Unix stream socket; its file stays systemd's. */
+static int
+server_adopt(struct server *s, struct listener *l, int fd, char *err,
+    size_t errlen)
+{
+	int flags;
+
+	if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+		snprintf(err, errlen, "[socket %s]: the descriptor systemd "
+		    "passed is not a listening Unix stream socket",
+		    l->cfg->name);
+		return -1;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		snprintf(err, errlen, "[socket %s]: fcntl: %s", l->cfg->name,
+		    strerror(errno));
+		return -1;
+	}
+	l->fd = fd;
+	l->activated = 1;
+	if ((l->path = strdup(l->cfg->path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	l->ev = event_new(s->base, fd, EV_READ | EV_PERSIST, server_accept_cb,
+	    l);
+	l->resume = evtimer_new(s->base, server_resume_cb, l);
+	if (l->ev == NULL || l->resume == NULL || event_add(l->ev, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 server_listen(struct server *s, struct listener *l, char *err, size_t errlen)
 {
@@ -275,7 +373,8 @@ server_listener_close(struct listener *l)
 		l->fd = -1;
 	}
 	if (l->path != NULL) {
-		unlink(l->path);
+		if (!l->activated)
+			unlink(l->path);
 		free(l->path);
 		l->path = NULL;
 	}
@@ -284,26 +383,51 @@ server_listener_close(struct listener *l)
 int
 server_start(struct server *s, char *err, size_t errlen)
 {
+	struct activated act;
+	int r = -1;
+
+	if (server_activated_get(&act, err, errlen) != 0)
+		return -1;
 	s->lst = calloc(CONFIG_MAX_SOCKETS + 1, sizeof(*s->lst));
 	if (s->lst == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		goto out;
 	}
 	for (size_t i = 0; i < s->cfg->n_sockets; i++) {
 		struct listener *l;
+		int fd = -1;
 
 		if ((l = server_listener_new(s, &s->cfg->sockets[i])) == NULL) {
 			snprintf(err, errlen, "out of memory");
-			return -1;
+			goto out;
 		}
 		s->lst[s->n_lst++] = l;
+		for (int j = 0; j < act.n && fd < 0; j++)
+			if (act.fds[j] >= 0 && act.names[j] != NULL &&
+			    strcmp(act.names[j], l->cfg->name) == 0) {
+				fd = act.fds[j];
+				act.fds[j] = -1;
+			}
 		err[0] = '\0';
+		if (fd >= 0) {
+			if (server_adopt(s, l, fd, err, errlen) != 0) {
+				if (l->fd < 0)
+					close(fd);
+				goto out;
+			}
+			log_info("socket %s: using the socket systemd passed "
+			    "(%s)", l->name, l->path);
+			continue;
+		}
 		if (server_listen(s, l, err, errlen) != 0)
-			return -1;
+			goto out;
 		log_info("socket %s: listening on %s (mode %04o)",
 		    l->name, l->path, (unsigned)l->cfg->mode);
 	}
-	return 0;
+	r = 0;
+out:
+	server_activated_done(&act);
+	return r;
 }
 
 /*

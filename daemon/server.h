@@ -68,7 +68,8 @@ struct listener {
 	int paused;
 	struct event *ev;
 	struct event *resume;
-	char *path;			/* removed at exit */
+	char *path;			/* removed at exit, unless activated */
+	int activated;			/* fd from systemd: not ours to unlink */
 };
 
 struct conn {
@@ -139,7 +140,8 @@ struct server {
 /* Set up s (loop, config, keyring are the caller's, kept by s). */
 int server_init(struct server *s, struct event_base *base,
     struct config *cfg, struct keyring *kr);
-/* Bind and listen on every configured socket. */
+/* Bind and listen on every configured socket, adopting the ones systemd
+ * passed (LISTEN_FDS, matched by FileDescriptorName = socket name). */
 int server_start(struct server *s, char *err, size_t errlen);
 /* Switch to cfg (already validated, keyring swapped by the caller). */
 int server_reconfigure(struct server *s, struct config *cfg, char *err,

@@ -228,6 +228,33 @@ START_TEST(missing_file)
 }
 END_TEST
 
+START_TEST(credential_paths)
+{
+	char out[256], err[256];
+
+	ck_assert_int_eq(config_file_path("/etc/kmsd/token", out, sizeof(out),
+	    err, sizeof(err)), 0);
+	ck_assert_str_eq(out, "/etc/kmsd/token");
+	unsetenv("CREDENTIALS_DIRECTORY");
+	ck_assert_int_eq(config_file_path("credential:vault-token", out,
+	    sizeof(out), err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "CREDENTIALS_DIRECTORY"));
+	setenv("CREDENTIALS_DIRECTORY", "/run/credentials/kmsd.service", 1);
+	ck_assert_int_eq(config_file_path("credential:vault-token", out,
+	    sizeof(out), err, sizeof(err)), 0);
+	ck_assert_str_eq(out, "/run/credentials/kmsd.service/vault-token");
+	ck_assert_int_eq(config_file_path("credential:../etc/shadow", out,
+	    sizeof(out), err, sizeof(err)), -1);
+	ck_assert_int_eq(config_file_path("credential:", out, sizeof(out),
+	    err, sizeof(err)), -1);
+	ck_assert_int_eq(config_file_path("credential:..", out, sizeof(out),
+	    err, sizeof(err)), -1);
+	ck_assert_int_eq(config_file_path("/x/y", out, 3, err, sizeof(err)),
+	    -1);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -240,6 +267,7 @@ suite(void)
 	tcase_add_loop_test(tc, errors_name_file_and_line, 0,
 	    sizeof(bad_cases) / sizeof(bad_cases[0]));
 	tcase_add_test(tc, missing_file);
+	tcase_add_test(tc, credential_paths);
 	suite_add_tcase(s, tc);
 	return s;
 }
