@@ -1,6 +1,8 @@
 /*
  * err.c: the only place wire error strings and internal codes meet.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
@@ -61,4 +63,16 @@ err_from_code(const char *s, size_t len)
 			return err_table[i].err;
 	}
 	return ERR_INTERNAL;
+}
+
+void
+err_printf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
 }

@@ -39,6 +39,11 @@ const char *err_code(int err);
 /* Inverse of err_code over the wire strings; ERR_INTERNAL when unknown. */
 int err_from_code(const char *s, size_t len);
 
+/* printf into a caller's message buffer; no-op when buf is NULL or len 0
+ * (callers that do not want the message pass NULL). */
+void err_printf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A short human description ("malformed request", ...). */
 const char *err_str(int err);
 

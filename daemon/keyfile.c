@@ -23,21 +23,6 @@
 #define KEYFILE_MISSING 1	/* no key file yet */
 #define KEYFILE_EXISTS 2	/* created by another process meanwhile */
 
-static void keyfile_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-keyfile_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Read an existing key file into key; KEYFILE_MISSING when there is none. */
 static int
 keyfile_load(const char *path, uint8_t *key, size_t len, char *err,
@@ -57,30 +42,30 @@ keyfile_load(const char *path, uint8_t *key, size_t len, char *err,
 		if (errno == ENOENT)
 			return KEYFILE_MISSING;
 		if (errno == ELOOP)
-			keyfile_err(err, errlen, "%s is a symbolic link; "
+			err_printf(err, errlen, "%s is a symbolic link; "
 			    "refusing it as a key file", path);
 		else
-			keyfile_err(err, errlen, "cannot open %s: %s", path,
+			err_printf(err, errlen, "cannot open %s: %s", path,
 			    strerror(errno));
 		return ERR_PROVIDER_UNAVAILABLE;
 	}
 	if (fstat(fd, &sb) != 0) {
-		keyfile_err(err, errlen, "cannot stat %s: %s", path,
+		err_printf(err, errlen, "cannot stat %s: %s", path,
 		    strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		keyfile_err(err, errlen, "%s is not a regular file", path);
+		err_printf(err, errlen, "%s is not a regular file", path);
 		goto out;
 	}
 	if ((sb.st_mode & 077) != 0) {
-		keyfile_err(err, errlen, "%s is accessible by group or others "
+		err_printf(err, errlen, "%s is accessible by group or others "
 		    "(mode %04o); it must be 0600", path,
 		    (unsigned)(sb.st_mode & 07777));
 		goto out;
 	}
 	if ((size_t)sb.st_size != len) {
-		keyfile_err(err, errlen, "%s is %lld bytes; a key file is "
+		err_printf(err, errlen, "%s is %lld bytes; a key file is "
 		    "exactly %zu", path, (long long)sb.st_size, len);
 		goto out;
 	}
@@ -98,7 +83,7 @@ keyfile_load(const char *path, uint8_t *key, size_t len, char *err,
 	} while (n < 0 && errno == EINTR);
 	OPENSSL_cleanse(&extra, sizeof(extra));
 	if (got != len || n != 0) {
-		keyfile_err(err, errlen, "%s changed while being read or could "
+		err_printf(err, errlen, "%s changed while being read or could "
 		    "not be read", path);
 		goto out;
 	}
@@ -153,32 +138,32 @@ keyfile_create(const char *dir, const char *path, uint8_t *key, size_t len, char
 	if (fd < 0) {
 		if (errno == EEXIST)
 			return KEYFILE_EXISTS;
-		keyfile_err(err, errlen, "cannot create %s: %s", path,
+		err_printf(err, errlen, "cannot create %s: %s", path,
 		    strerror(errno));
 		return ERR_PROVIDER_UNAVAILABLE;
 	}
 	if (RAND_bytes(key, len) != 1) {
 		ERR_clear_error();
-		keyfile_err(err, errlen, "random generator failed creating %s",
+		err_printf(err, errlen, "random generator failed creating %s",
 		    path);
 		goto fail;
 	}
 	/* 0600 exactly, whatever the umask left. */
 	if (fchmod(fd, 0600) != 0 || keyfile_write_all(fd, key, len) ||
 	    fsync(fd) != 0) {
-		keyfile_err(err, errlen, "cannot write %s: %s", path,
+		err_printf(err, errlen, "cannot write %s: %s", path,
 		    strerror(errno));
 		goto fail;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
-		keyfile_err(err, errlen, "cannot write %s: %s", path,
+		err_printf(err, errlen, "cannot write %s: %s", path,
 		    strerror(errno));
 		goto fail;
 	}
 	fd = -1;
 	if (keyfile_sync_dir(dir) != 0) {
-		keyfile_err(err, errlen, "cannot sync %s: %s", dir,
+		err_printf(err, errlen, "cannot sync %s: %s", dir,
 		    strerror(errno));
 		goto fail;
 	}
@@ -205,7 +190,7 @@ keyfile_get(const char *dir, const char *path, uint8_t *key, size_t len,
 		if (r == KEYFILE_EXISTS)
 			r = keyfile_load(path, key, len, err, errlen);
 		if (r == KEYFILE_MISSING) {
-			keyfile_err(err, errlen, "%s vanished while being "
+			err_printf(err, errlen, "%s vanished while being "
 			    "created", path);
 			r = ERR_PROVIDER_UNAVAILABLE;
 		}

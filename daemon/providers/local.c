@@ -79,21 +79,6 @@ struct local_state {
 	EVP_CIPHER *cipher;	/* fetched once, not per call */
 };
 
-static void local_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-local_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static int
 local_match(const char *key_id)
 {
@@ -143,30 +128,30 @@ local_open(const char *key_id, const struct prov_env *env, void **ret_state,
 
 	if (!local_match(key_id) ||
 	    !local_name_valid(name = key_id + LOCAL_PREFIX_LEN)) {
-		local_err(err, errlen, "bad local key id: want local/NAME, "
+		err_printf(err, errlen, "bad local key id: want local/NAME, "
 		    "NAME 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
 		    LOCAL_NAME_MAX);
 		return ERR_BAD_REQUEST;
 	}
 	if (env == NULL || env->state_dir == NULL ||
 	    env->state_dir[0] == '\0') {
-		local_err(err, errlen, "local keys need a state_dir");
+		err_printf(err, errlen, "local keys need a state_dir");
 		return ERR_BAD_REQUEST;
 	}
 	dir = env->state_dir;
 	n = snprintf(path, sizeof(path), "%s/local-%s.key", dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
-		local_err(err, errlen, "state_dir path too long");
+		err_printf(err, errlen, "state_dir path too long");
 		return ERR_BAD_REQUEST;
 	}
 	if ((st = OPENSSL_secure_zalloc(sizeof(*st))) == NULL) {
-		local_err(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	if ((st->cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) ==
 	    NULL) {
 		ERR_clear_error();
-		local_err(err, errlen, "AES-256-GCM is not available");
+		err_printf(err, errlen, "AES-256-GCM is not available");
 		r = ERR_INTERNAL;
 		goto out;
 	}
