@@ -119,10 +119,10 @@ class Kmsd:
                 out.append(line.split("=", 1)[1].strip())
         return out
 
-    def start(self, timeout=10):
+    def start(self, timeout=10, preexec=None):
         self.proc = subprocess.Popen([KMSD, "--config", self.conf],
                                      stdout=self.log, stderr=self.log,
-                                     env=self.env)
+                                     env=self.env, preexec_fn=preexec)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -138,6 +138,13 @@ class Kmsd:
         self.log.flush()
         with open(self.log.name) as f:
             return f.read()
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
