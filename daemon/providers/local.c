@@ -74,9 +74,19 @@ static const char local_aad_label[] = "kmsd-local-v1";
 
 /* Allocated from the secure heap as a whole: the key never sits in
  * ordinary, swappable, dumpable memory. */
+/*
+ * One pre-keyed cipher context per direction, made at open: each call only
+ * sets a new nonce, so the AES key schedule is computed once per key, not
+ * once per request (about 1.4 us of the 2 us a fresh context costs). The
+ * schedule lives in OpenSSL's memory for the key's lifetime; the process
+ * is not dumpable and the contexts are freed (and cleansed by OpenSSL)
+ * when the key closes. The daemon is one thread, so no locking.
+ */
 struct local_state {
 	uint8_t key[LOCAL_KEY_LEN];
 	EVP_CIPHER *cipher;	/* fetched once, not per call */
+	EVP_CIPHER_CTX *enc;
+	EVP_CIPHER_CTX *dec;
 };
 
 static int
@@ -113,6 +123,8 @@ local_close(void *state)
 
 	if (st == NULL)
 		return;
+	EVP_CIPHER_CTX_free(st->enc);
+	EVP_CIPHER_CTX_free(st->dec);
 	EVP_CIPHER_free(st->cipher);
 	OPENSSL_secure_clear_free(st, sizeof(*st));
 }
@@ -158,6 +170,15 @@ local_open(const char *key_id, const struct prov_env *env, void **ret_state,
 	if ((r = keyfile_get(dir, path, st->key, LOCAL_KEY_LEN, err,
 	    errlen)) != 0)
 		goto out;
+	if ((st->enc = EVP_CIPHER_CTX_new()) == NULL ||
+	    (st->dec = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_EncryptInit_ex2(st->enc, st->cipher, st->key, NULL, NULL) != 1 ||
+	    EVP_DecryptInit_ex2(st->dec, st->cipher, st->key, NULL, NULL) != 1) {
+		ERR_clear_error();
+		err_printf(err, errlen, "cannot set up AES-256-GCM");
+		r = ERR_INTERNAL;
+		goto out;
+	}
 	*ret_state = st;
 	st = NULL;
 out:
@@ -205,7 +226,7 @@ local_aad(EVP_CIPHER_CTX *c, const struct prov_call *call, int present)
 static void
 local_wrap(struct local_state *st, struct prov_call *call)
 {
-	EVP_CIPHER_CTX *c = NULL;
+	EVP_CIPHER_CTX *c;
 	uint8_t *p = NULL;
 	size_t need = 0;
 	int present, outl, finl, r;
@@ -229,8 +250,8 @@ local_wrap(struct local_state *st, struct prov_call *call)
 	p[0] = LOCAL_VERSION;
 	if (RAND_bytes(p + 1, LOCAL_NONCE_LEN) != 1)
 		goto fail;
-	if ((c = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_EncryptInit_ex2(c, st->cipher, st->key, p + 1, NULL) != 1 ||
+	c = st->enc;
+	if (EVP_EncryptInit_ex2(c, NULL, NULL, p + 1, NULL) != 1 ||
 	    local_aad(c, call, present) != 0)
 		goto fail;
 	outl = 0;
@@ -243,13 +264,11 @@ local_wrap(struct local_state *st, struct prov_call *call)
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, LOCAL_TAG_LEN,
 	    p + LOCAL_HEADER_LEN + call->in_len) != 1)
 		goto fail;
-	EVP_CIPHER_CTX_free(c);
 	call->out.len += need;
 	local_succeed(call);
 	return;
 fail:
 	ERR_clear_error();
-	EVP_CIPHER_CTX_free(c);
 	OPENSSL_cleanse(p, need);
 	provider_fail(call, ERR_INTERNAL, "local encryption failed");
 }
@@ -257,7 +276,7 @@ fail:
 static void
 local_unwrap(struct local_state *st, struct prov_call *call)
 {
-	EVP_CIPHER_CTX *c = NULL;
+	EVP_CIPHER_CTX *c;
 	const uint8_t *in = call->in;
 	uint8_t tag[LOCAL_TAG_LEN];
 	uint8_t *p = NULL;
@@ -291,8 +310,8 @@ local_unwrap(struct local_state *st, struct prov_call *call)
 	}
 	p = call->out.data + call->out.len;
 	memcpy(tag, in + LOCAL_HEADER_LEN + ct_len, LOCAL_TAG_LEN);
-	if ((c = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_DecryptInit_ex2(c, st->cipher, st->key, in + 1, NULL) != 1 ||
+	c = st->dec;
+	if (EVP_DecryptInit_ex2(c, NULL, NULL, in + 1, NULL) != 1 ||
 	    local_aad(c, call, present) != 0)
 		goto internal;
 	outl = 0;
@@ -306,19 +325,16 @@ local_unwrap(struct local_state *st, struct prov_call *call)
 	if (EVP_DecryptFinal_ex(c, p + outl, &finl) != 1 || finl != 0) {
 		/* The plaintext written so far is unauthenticated: wipe it. */
 		ERR_clear_error();
-		EVP_CIPHER_CTX_free(c);
 		OPENSSL_cleanse(p, ct_len);
 		provider_fail(call, ERR_DECRYPTION_FAILED, "local ciphertext "
 		    "does not authenticate (wrong key or context, or damaged)");
 		return;
 	}
-	EVP_CIPHER_CTX_free(c);
 	call->out.len += ct_len;
 	local_succeed(call);
 	return;
 internal:
 	ERR_clear_error();
-	EVP_CIPHER_CTX_free(c);
 	OPENSSL_cleanse(p, ct_len);
 	provider_fail(call, ERR_INTERNAL, "local decryption failed");
 }
