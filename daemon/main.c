@@ -461,6 +461,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 out:
 	server_free(&srv);
+	ops_shutdown();
 	if (sigterm != NULL)
 		event_free(sigterm);
 	if (sigint != NULL)

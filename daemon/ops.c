@@ -72,6 +72,7 @@ struct job {
 	struct ctx_copy new_ctx;	/* rewrap: the context to wrap under */
 	struct buf in;			/* plaintext or provider ciphertext */
 	struct buf datakey;		/* generate: fresh key; rewrap: unwrapped */
+	struct buf stored;		/* the answer's "vN:..." string */
 	char *audit_path;		/* context_hash */
 	struct prov_call call;
 };
@@ -253,13 +254,39 @@ ops_reject(struct conn *c, const struct request *r, int configured, int err,
 	conn_respond(c, &rs);
 }
 
+/*
+ * Finished jobs are kept on a short free list with their buffers wiped but
+ * still allocated, so the steady state makes no heap allocation per
+ * request. Bounded: a burst of many in-flight jobs returns to malloc's
+ * pool afterwards.
+ */
+#define OPS_FREE_JOBS_MAX 128
+
+static struct job *ops_free_jobs[OPS_FREE_JOBS_MAX];
+static size_t ops_n_free_jobs;
+
+static void
+job_bufs_init(struct job *job)
+{
+	ctx_copy_init(&job->ctx);
+	ctx_copy_init(&job->new_ctx);
+	buf_init(&job->in, MSG_MAX_CIPHERTEXT);
+	buf_init(&job->datakey, PROV_MAX_OUT);
+	buf_init(&job->stored, MSG_MAX_CIPHERTEXT);
+	buf_init(&job->call.out, PROV_MAX_OUT);
+}
+
 static struct job *
 job_new(struct conn *c, const struct request *r, const struct key *key,
     uint64_t t0_us)
 {
 	struct job *job;
 
-	if ((job = calloc(1, sizeof(*job))) == NULL)
+	if (ops_n_free_jobs > 0)
+		job = ops_free_jobs[--ops_n_free_jobs];
+	else if ((job = calloc(1, sizeof(*job))) != NULL)
+		job_bufs_init(job);
+	else
 		return NULL;
 	job->conn = c;
 	job->id = r->id;
@@ -268,11 +295,6 @@ job_new(struct conn *c, const struct request *r, const struct key *key,
 	job->version = key->current;
 	job->kr = keyring_ref(c->srv->kr);
 	job->key = key;
-	ctx_copy_init(&job->ctx);
-	ctx_copy_init(&job->new_ctx);
-	buf_init(&job->in, MSG_MAX_CIPHERTEXT);
-	buf_init(&job->datakey, PROV_MAX_OUT);
-	buf_init(&job->call.out, PROV_MAX_OUT);
 	TAILQ_INSERT_TAIL(&c->ops, job, entry);
 	c->inflight++;
 	return job;
@@ -281,14 +303,52 @@ job_new(struct conn *c, const struct request *r, const struct key *key,
 static void
 job_free(struct job *job)
 {
+	free(job->audit_path);
+	job->audit_path = NULL;
+	keyring_unref(job->kr);
+	job->kr = NULL;
+	job->kv = NULL;
+	job->key = NULL;
+	job->conn = NULL;
+	memset(&job->ctx.c, 0, sizeof(job->ctx.c));
+	memset(&job->new_ctx.c, 0, sizeof(job->new_ctx.c));
+	if (ops_n_free_jobs < OPS_FREE_JOBS_MAX) {
+		/* Wipe, keep the allocations. */
+		buf_clear(&job->ctx.mem);
+		buf_clear(&job->ctx.json);
+		buf_clear(&job->new_ctx.mem);
+		buf_clear(&job->new_ctx.json);
+		buf_clear(&job->in);
+		buf_clear(&job->datakey);
+		buf_clear(&job->stored);
+		buf_clear(&job->call.out);
+		ops_free_jobs[ops_n_free_jobs++] = job;
+		return;
+	}
 	ctx_copy_done(&job->ctx);
 	ctx_copy_done(&job->new_ctx);
 	buf_done(&job->in);
 	buf_done(&job->datakey);
+	buf_done(&job->stored);
 	buf_done(&job->call.out);
-	free(job->audit_path);
-	keyring_unref(job->kr);
 	free(job);
+}
+
+/* At exit: the free list's buffers are already wiped. */
+void
+ops_shutdown(void)
+{
+	while (ops_n_free_jobs > 0) {
+		struct job *job = ops_free_jobs[--ops_n_free_jobs];
+
+		ctx_copy_done(&job->ctx);
+		ctx_copy_done(&job->new_ctx);
+		buf_done(&job->in);
+		buf_done(&job->datakey);
+		buf_done(&job->stored);
+		buf_done(&job->call.out);
+		free(job);
+	}
 }
 
 /* The single exit of a job: audit, count, answer (when the connection is
@@ -341,25 +401,21 @@ static void
 job_answer_wrapped(struct job *job)
 {
 	struct response rs;
-	struct buf stored;
 
-	buf_init(&stored, MSG_MAX_CIPHERTEXT);
 	if (stored_format(job->key->current, job->call.out.data,
-	    job->call.out.len, &stored) != 0) {
-		buf_done(&stored);
+	    job->call.out.len, &job->stored) != 0) {
 		job_fail(job, ERR_INTERNAL, "provider ciphertext too large");
 		return;
 	}
 	msg_response_init(&rs);
 	rs.id = job->id;
-	rs.ciphertext.p = (const char *)stored.data;
-	rs.ciphertext.len = stored.len;
+	rs.ciphertext.p = (const char *)job->stored.data;
+	rs.ciphertext.len = job->stored.len;
 	if (job->opcode == OP_GENERATE) {
 		rs.plaintext.p = (const char *)job->datakey.data;
 		rs.plaintext.len = job->datakey.len;
 	}
 	job_finish(job, &rs);
-	buf_done(&stored);
 }
 
 static void

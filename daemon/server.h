@@ -200,5 +200,7 @@ int admin_status_json(struct server *s, struct buf *out);
 void ops_dispatch(struct conn *c, const struct request *r);
 /* The connection goes away: completions of its ops are dropped. */
 void ops_detach(struct conn *c);
+/* Free what ops keeps between requests (at exit). */
+void ops_shutdown(void);
 
 #endif
