@@ -27,6 +27,11 @@
 
 /* Bytes asked of read() at a time. */
 #define CONN_READ_CHUNK (16 * 1024)
+/* Buffers larger than this are given back once empty: a burst of
+ * pipelined requests must not leave every connection holding its
+ * high-water mark (10,000 idle connections would then cost gigabytes);
+ * smaller ones stay allocated, so ping-pong traffic allocates nothing. */
+#define CONN_KEEP_CAP (32 * 1024 + 1)
 /* The input buffer: one maximal frame plus a read chunk. */
 #define CONN_IN_MAX (FRAME_HDR + FRAME_MAX_DEFAULT + CONN_READ_CHUNK)
 
@@ -76,6 +81,10 @@ conn_update(struct conn *c)
 		conn_kill(c, "server shutting down");
 		return;
 	}
+	if (c->in.len == 0 && c->in.cap > CONN_KEEP_CAP)
+		buf_done(&c->in);
+	if (c->out.len == 0 && c->out.cap > CONN_KEEP_CAP)
+		buf_done(&c->out);
 	want_read = !c->eof && !c->closing && c->inflight < CONN_MAX_INFLIGHT &&
 	    c->out.len < CONN_OUT_HIGH && c->in.len < CONN_IN_MAX;
 	if (want_read && !c->reading)

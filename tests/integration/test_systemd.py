@@ -77,19 +77,20 @@ def ready_only_when_listening_and_status():
 
 @case
 def watchdog_pings_on_time():
-    k, n = start_notified({"WATCHDOG_USEC": "200000"})
+    k, n = start_notified({"WATCHDOG_USEC": "1000000"})
     try:
         n.wait_for("READY=1")
         t0 = time.time()
         pings = []
-        while time.time() - t0 < 1.5:
+        while time.time() - t0 < 3.2:
             m = n.read(0.5)
             if m and "WATCHDOG=1" in m[1].split("\n"):
                 pings.append(m[0])
-        # every 100 ms: about 15 in 1.5 s; no gap near the 200 ms limit
-        check(len(pings) >= 10, f"{len(pings)} pings")
+        # every 500 ms (half the period): about 6 in 3.2 s, and never a
+        # gap that reaches the 1 s period (systemd would restart kmsd)
+        check(len(pings) >= 5, f"{len(pings)} pings")
         gaps = [b - a for a, b in zip(pings, pings[1:])]
-        check(max(gaps) < 0.19, f"gap {max(gaps):.3f}s")
+        check(max(gaps) < 0.95, f"gap {max(gaps):.3f}s")
         k.stop()
     finally:
         n.close()
