@@ -86,6 +86,9 @@ auditchain_line_prev(const char *line, size_t len,
 	return 0;
 }
 
+static void chain_msg(char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 chain_msg(char *msg, size_t msglen, const char *fmt, ...)
 {

@@ -55,6 +55,9 @@ struct parse {
 	int admin_line;
 };
 
+static void parse_error(struct parse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 parse_error(struct parse *p, int line, const char *fmt, ...)
 {

@@ -963,6 +963,12 @@ http_req_header(struct http_req *r, const char *name, const char *value)
 }
 
 /*
+ * Plain http is allowed to loopback (tests) and to the cloud instance
+ * metadata services, which only speak plain http by design and sit on
+ * link-local addresses no other host can answer from: 169.254.169.254
+ * (EC2 IMDS, GCE metadata), 169.254.170.2 (ECS task credentials),
+ * fd00:ec2::254 (EC2 IMDS over IPv6) and metadata.google.internal.
+ *
  * Parsed with curl's own URL parser, so the host judged here is the host
  * curl connects to (no userinfo, port or IPv4 shorthand tricks).
  */
@@ -988,14 +994,20 @@ http_url_allowed(const char *url)
 	if (strcasecmp(scheme, "http") != 0)
 		goto out;
 	n = strlen(host);
-	if (strcasecmp(host, "localhost") == 0)
+	if (strcasecmp(host, "localhost") == 0 ||
+	    strcasecmp(host, "metadata.google.internal") == 0)
 		ok = 1;
 	else if (inet_pton(AF_INET, host, a) == 1)
-		ok = a[0] == 127;
+		ok = a[0] == 127 || (a[0] == 169 && a[1] == 254 &&
+		    ((a[2] == 169 && a[3] == 254) || (a[2] == 170 && a[3] == 2)));
 	else if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+		static const unsigned char imds6[16] = { 0xfd, 0x00, 0x0e, 0xc2,
+		    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54 };
+
 		host[n - 1] = '\0';
 		ok = inet_pton(AF_INET6, host + 1, a) == 1 &&
-		    memcmp(a, &in6addr_loopback, sizeof(a)) == 0;
+		    (memcmp(a, &in6addr_loopback, sizeof(a)) == 0 ||
+		    memcmp(a, imds6, sizeof(a)) == 0);
 	}
 out:
 	curl_free(scheme);

@@ -111,7 +111,8 @@ void http_cancel(struct http_req *r);
  * ERR_INTERNAL outside prepare() or for a bad name or a CR/LF in value. */
 int http_req_header(struct http_req *r, const char *name, const char *value);
 
-/* Loopback-only rule for plain http: 1 when url may be used. */
+/* The plain-http rule (loopback, and the link-local cloud metadata
+ * services): 1 when url may be used. */
 int http_url_allowed(const char *url);
 
 /* Counters for tests and stats: connections opened by libcurl so far. */

@@ -16,7 +16,10 @@
 static const struct provider_ops *const provider_list[] = {
 	&provider_test,
 	&provider_local,
-	/* &provider_gcp, &provider_vault, then &provider_aws last */
+	&provider_vault,
+	&provider_gcp,
+	/* AWS takes "anything else" (DESIGN 3.1): keep it last. */
+	&provider_aws,
 };
 
 #define PROVIDER_LIST_LEN (sizeof(provider_list) / sizeof(provider_list[0]))

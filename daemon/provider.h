@@ -109,5 +109,8 @@ void provider_fail(struct prov_call *call, int err, const char *fmt, ...)
 
 extern const struct provider_ops provider_test;
 extern const struct provider_ops provider_local;
+extern const struct provider_ops provider_gcp;
+extern const struct provider_ops provider_vault;
+extern const struct provider_ops provider_aws;
 
 #endif

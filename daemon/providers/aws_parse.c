@@ -166,6 +166,24 @@ aws_alnum(const char *p, size_t n)
 	return 1;
 }
 
+/* An access key id as it goes into the SigV4 credential scope: RFC 3986
+ * unreserved characters, as aws_sigv4 accepts. AWS's own ids are
+ * alphanumeric; emulators (moto's IMDS: "test-key") use '-' too. No '/',
+ * ',' or '=', which would break the Authorization header's structure. */
+static int
+aws_access_key_chars(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~'))
+			return 0;
+	}
+	return 1;
+}
+
 /* ---- credentials ---- */
 
 void
@@ -194,7 +212,7 @@ aws_creds_set(struct aws_creds *c, struct str ak, struct str sk,
 	int r;
 
 	if (ak.len == 0 || ak.len > AWS_PARSE_MAX_ACCESS_KEY ||
-	    !aws_alnum(ak.p, ak.len)) {
+	    !aws_access_key_chars(ak.p, ak.len)) {
 		aws_errf(err, errlen, "%s: AccessKeyId is not a valid key id",
 		    what);
 		return ERR_BAD_REQUEST;
@@ -421,7 +439,7 @@ aws_profile_store(struct aws_profile *p, enum aws_key key, struct str v,
 	switch (key) {
 	case AWS_KEY_ACCESS_KEY_ID:
 		if (v.len > 0 && (v.len > AWS_PARSE_MAX_ACCESS_KEY ||
-		    !aws_alnum(v.p, v.len))) {
+		    !aws_access_key_chars(v.p, v.len))) {
 			aws_errf(err, errlen, "line %zu: %s is not a valid "
 			    "access key id", line, keyname);
 			return ERR_BAD_REQUEST;
@@ -1247,6 +1265,10 @@ aws_error_set_code(struct aws_error *out, struct str s)
 	const char *colon, *hash;
 
 	s = aws_trim(s.p, s.len);
+	/* An empty <Code></Code> decodes to a buf that never allocated:
+	 * memchr/memrchr must not see its NULL, even for 0 bytes. */
+	if (s.p == NULL || s.len == 0)
+		return;
 	if ((colon = memchr(s.p, ':', s.len)) != NULL)
 		s.len = (size_t)(colon - s.p);
 	if ((hash = memrchr(s.p, '#', s.len)) != NULL) {
@@ -1279,7 +1301,7 @@ aws_error_set_message(struct aws_error *out, const char *p, size_t n)
 
 		if (c == '\n' || c == '\r')
 			break;
-		out->message[k++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		out->message[k++] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
 	}
 	while (k > 0 && out->message[k - 1] == ' ')
 		k--;

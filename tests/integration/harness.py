@@ -4,9 +4,12 @@ Each test script builds its own temporary configuration, starts kmsd on
 its own sockets and stops it with SIGTERM, checking that it exits 0 and
 removes its socket files. Output is TAP, one line a case, so ./dev test
 counts cases. Paths to the binaries come from the environment meson sets
-(KMSD, KMSCTL).
+(KMSD, KMSCTL). KMSD_WRAPPER, when set, is a command kmsd runs under
+(tests/memcheck: valgrind); start and stop then allow WRAPPER_SLOWDOWN
+times longer.
 """
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,6 +24,8 @@ import msgpack
 
 KMSD = os.environ.get("KMSD", "build/daemon/kmsd")
 KMSCTL = os.environ.get("KMSCTL", "build/client/kmsctl")
+KMSD_WRAPPER = shlex.split(os.environ.get("KMSD_WRAPPER", ""))
+WRAPPER_SLOWDOWN = 20 if KMSD_WRAPPER else 1
 
 
 # --- TAP ---------------------------------------------------------------
@@ -120,10 +125,11 @@ class Kmsd:
         return out
 
     def start(self, timeout=10, preexec=None):
-        self.proc = subprocess.Popen([KMSD, "--config", self.conf],
+        self.proc = subprocess.Popen(KMSD_WRAPPER +
+                                     [KMSD, "--config", self.conf],
                                      stdout=self.log, stderr=self.log,
                                      env=self.env, preexec_fn=preexec)
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * WRAPPER_SLOWDOWN
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kmsd exited {self.proc.returncode}: "
@@ -155,7 +161,7 @@ class Kmsd:
             return 0
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
+        rc = self.proc.wait(timeout * WRAPPER_SLOWDOWN)
         self.proc = None
         for p in self.sockets():
             check(not os.path.exists(p), f"socket file {p} left behind")

@@ -954,6 +954,10 @@ END_TEST
 	"123456789012:role/task\",\"SecretAccessKey\":\"" SECRET "\"," \
 	"\"Token\":\"" TOKEN "\",\"AccountId\":\"123456789012\"}"
 
+#define MOTO_IMDS "{\"AccessKeyId\": \"test-key\", \"SecretAccessKey\": " \
+	"\"test-secret-key\", \"Token\": \"test-session-token\", " \
+	"\"Expiration\": \"2026-11-29T05:18:26Z\"}"
+
 START_TEST(test_container_ok)
 {
 	struct aws_creds c;
@@ -970,6 +974,10 @@ START_TEST(test_container_ok)
 	    errbuf, sizeof(errbuf)), 0);
 	ck_assert_int_eq(c.expiration, 1686665523);
 	ck_assert(buf_is(&c.session_token, TOKEN));
+	/* moto's IMDS hands out "test-key": unreserved characters pass */
+	ck_assert_int_eq(aws_parse_container_creds(MOTO_IMDS,
+	    strlen(MOTO_IMDS), &c, errbuf, sizeof(errbuf)), 0);
+	ck_assert(buf_is(&c.access_key_id, "test-key"));
 	aws_parse_creds_done(&c);
 }
 END_TEST

@@ -540,12 +540,19 @@ START_TEST(test_open_and_find)
 		"insecure-test-key/encrypt/", "insecure-test-key/decrypt",
 		" insecure-test-key", "",
 	};
-	/* AWS, GCP and Vault are not compiled in yet. */
-	static const char *const none[] = {
-		"arn:aws:kms:us-east-1:111122223333:key/1234abcd",
-		"alias/foo", "1234abcd-12ab-34cd-56ef-1234567890ab",
-		"vault/k", "projects/p/locations/l/keyRings/r/cryptoKeys/k",
-		"insecure-test-key2", "",
+	/* DESIGN 3.1: the form picks the provider; AWS takes anything
+	 * else. */
+	static const struct {
+		const char *id, *provider;
+	} routes[] = {
+		{ "arn:aws:kms:us-east-1:111122223333:key/1234abcd", "aws" },
+		{ "alias/foo", "aws" },
+		{ "1234abcd-12ab-34cd-56ef-1234567890ab", "aws" },
+		/* AWS refuses the other providers' prefixes, so a typo never
+		 * goes to AWS */
+		{ "insecure-test-key2", NULL },
+		{ "vault/k", "vault" },
+		{ "projects/p/locations/l/keyRings/r/cryptoKeys/k", "gcp" },
 	};
 	char err[256];
 	void *state = NULL;
@@ -555,8 +562,17 @@ START_TEST(test_open_and_find)
 	    &provider_test);
 	ck_assert_ptr_eq(provider_find("local/a"), &provider_local);
 	ck_assert_ptr_null(provider_find(NULL));
-	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
-		ck_assert_msg(provider_find(none[i]) == NULL, "%s", none[i]);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct provider_ops *p = provider_find(routes[i].id);
+
+		if (routes[i].provider == NULL)
+			ck_assert_msg(p == NULL, "%s -> %s", routes[i].id,
+			    p != NULL ? p->name : "none");
+		else
+			ck_assert_msg(p != NULL && strcmp(p->name,
+			    routes[i].provider) == 0, "%s -> %s", routes[i].id,
+			    p != NULL ? p->name : "none");
+	}
 	for (size_t i = 0; i < sizeof(not_test) / sizeof(not_test[0]); i++) {
 		err[0] = '\0';
 		ck_assert_int_ne(provider_test.open(not_test[i], NULL, &state,
