@@ -121,8 +121,10 @@ admin_dispatch(struct conn *c, const struct request *r, uint64_t t0_us)
 		detail = reason;
 		if (ops_disable_decrypt(s, reason) != 0) {
 			rc = ERR_INTERNAL;
-			snprintf(err, sizeof(err), "could not record the "
-			    "switch durably in %s", s->cfg->state_dir);
+			snprintf(err, sizeof(err), "decryption is disabled "
+			    "now, but the switch could not be written to %s: "
+			    "it will not survive a restart",
+			    s->cfg->state_dir);
 		}
 		break;
 	case OP_ENABLE_DECRYPT:

@@ -627,16 +627,21 @@ ops_key_window(struct server *s, const char *name)
 int
 ops_disable_decrypt(struct server *s, const char *reason)
 {
-	if (state_write_disabled(s->cfg->state_dir, reason) != 0) {
-		log_err("cannot record the decrypt kill switch in %s: %m",
-		    s->cfg->state_dir);
-		return -1;
-	}
+	int r = 0;
+
+	/* Off in memory at once, whatever happens on disk: turning
+	 * decryption off is the safe direction. */
 	s->decrypt_disabled = 1;
 	snprintf(s->disabled_reason, sizeof(s->disabled_reason), "%s", reason);
+	if (state_write_disabled(s->cfg->state_dir, reason) != 0) {
+		log_err("decryption disabled, but the switch could not be "
+		    "written to %s (%m): it will not survive a restart",
+		    s->cfg->state_dir);
+		r = -1;
+	}
 	log_event(LOG_LEVEL_WARN, LOG_MSGID_DECRYPT_DISABLED,
 	    "decryption disabled: %s", reason);
-	return 0;
+	return r;
 }
 
 int
@@ -708,12 +713,8 @@ ops_breaker(struct conn *c, const struct key *k, const struct cfg_key *ck,
 		if (audit_write(s->audit, &e) != 0)
 			log_err("audit log: cannot record the breaker trip");
 	}
-	if (ops_disable_decrypt(s, reason) != 0) {
-		/* Not durable, but off in memory all the same. */
-		s->decrypt_disabled = 1;
-		snprintf(s->disabled_reason, sizeof(s->disabled_reason), "%s",
-		    reason);
-	}
+	/* Off in memory even when the disk refuses (logged there). */
+	(void)ops_disable_decrypt(s, reason);
 	return 1;
 }
 

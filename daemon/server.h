@@ -186,7 +186,8 @@ int64_t ops_now_s(void);
 int ops_record(struct conn *c, int op, struct str key, int configured,
     uint32_t version, const uint8_t *ctx_json, size_t ctx_json_len, int err,
     uint64_t t0_us, const char *detail);
-/* Turn decryption off (admin op or breaker), durably first. 0 or -1. */
+/* Turn decryption off (admin op or breaker): in memory at once, then
+ * durably; -1 when the flag could not be written (it is off anyway). */
 int ops_disable_decrypt(struct server *s, const char *reason);
 int ops_enable_decrypt(struct server *s);
 
