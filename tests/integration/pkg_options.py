@@ -86,8 +86,20 @@ class Prober:
 
     def knows(self, section, name):
         """True when kmsd's parser accepts NAME in SECTION as an option."""
+        return f"unknown option '{name}'" not in self.check(section, name,
+                                                           "x")
+
+    def takes_credential(self, section, name):
+        """True when option NAME resolves a credential:NAME value: with no
+        $CREDENTIALS_DIRECTORY, such an option says it needs one."""
+        return "CREDENTIALS_DIRECTORY" in self.check(section, name,
+                                                      "credential:probe")
+
+    def check(self, section, name, value):
+        """kmsd --check-config's stderr for NAME = VALUE alone in
+        SECTION."""
         slots = {"kmsd": "", "key": "", "socket": "", "extra": ""}
-        line = f"{name} = x"
+        line = f"{name} = {value}"
         if section in ("kmsd", "key", "socket"):
             slots[section] = line
         else:
@@ -95,19 +107,38 @@ class Prober:
         fd, path = tempfile.mkstemp(dir=self.dir, suffix=".conf")
         with os.fdopen(fd, "w") as f:
             f.write(BASE.format(dir=self.dir, **slots))
+        env = {k: v for k, v in os.environ.items()
+               if k != "CREDENTIALS_DIRECTORY"}
         try:
             p = subprocess.run([self.kmsd, "--check-config", "--config", path],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, timeout=30)
+                               text=True, timeout=30, env=env)
         finally:
             os.unlink(path)
-        return f"unknown option '{name}'" not in p.stderr
+        return p.stderr
 
     def close(self):
         try:
             os.rmdir(self.dir)
         except OSError:
             pass
+
+
+def credential_options(kmsd, options):
+    """The subset of options ({section: names}) whose value may be
+    credential:NAME (a systemd credential, config_file_path in config.c)."""
+    prober = Prober(kmsd)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futs = {(s, n): pool.submit(prober.takes_credential, s, n)
+                    for s, names in options.items() for n in names}
+            out = {s: set() for s in options}
+            for (s, n), fut in futs.items():
+                if fut.result():
+                    out[s].add(n)
+    finally:
+        prober.close()
+    return out
 
 
 def parser_options(kmsd, src):

@@ -22,6 +22,7 @@ CI has no systemd as PID 1, so units are never started here: they are
 verified and scored, and what they would do (user, directories, socket
 names) is exercised directly.
 """
+import fcntl
 import grp
 import json
 import os
@@ -40,9 +41,8 @@ from harness import Kmsd, case, check, eq, kmsctl, run_cases
 import pkg_options
 from pkg_util import (EXAMPLE, MAN_PAGES, SOCKET_UNITS, UNITS, example_active,
                       example_sections, exposure, localized_example,
-                      make_dirs, meson_dirs, meson_install, missing_groups,
-                      read, run, staged, systemd_dir, unit_settings,
-                      verify_root, wait_for)
+                      make_dirs, meson_dirs, meson_install, read, run, staged,
+                      systemd_dir, unit_settings, verify_root, wait_for)
 
 SRC, BUILD = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 DEB = len(sys.argv) > 3 and sys.argv[3] == "deb"
@@ -69,6 +69,34 @@ def man_blocks(text, level="# "):
             out[cur] = ""
         elif cur is not None:
             out[cur] += line + "\n"
+    return out
+
+
+def option_paragraphs(text):
+    """{(section, option): its paragraph} of kmsd.conf(5): a line starting
+    with *name* (or naming several: "*a* = ..., *b* = ...") and the
+    tab-indented lines after it, under "# [kmsd]", "# [key NAME]",
+    "# [socket NAME]" or "## [provider]"."""
+    out, section, names = {}, None, []
+    for line in text.splitlines():
+        m = re.match(r"^#+ \[([a-z]+)", line)
+        if m:
+            section, names = m.group(1), []
+            continue
+        if line.startswith("#"):
+            section, names = None, []
+            continue
+        if section is None:
+            continue
+        if line.startswith("*"):
+            names = re.findall(r"\*([a-z_.]+)\*(?:_N_)? =", line)
+            for n in names:
+                out[(section, n)] = line + "\n"
+        elif line.startswith("\t"):
+            for n in names:
+                out[(section, n)] += line + "\n"
+        else:
+            names = []
     return out
 
 
@@ -111,6 +139,23 @@ def fast_cases():
         check({"state_dir", "audit_log"} <= opts["kmsd"], opts["kmsd"])
         check({"key_id", "key_id."} <= opts["key"], opts["key"])
         check({"path", "allow", "peer_units"} <= opts["socket"])
+
+    @case
+    def man_page_says_which_options_take_credentials(ctx):
+        # An option's paragraph mentions credential:NAME exactly when the
+        # option resolves it (asked of kmsd, see pkg_options).
+        takes = pkg_options.credential_options(harness.KMSD, ctx["options"])
+        check(any(takes.values()), "no option takes credential:NAME?")
+        paragraphs = option_paragraphs(man_source("kmsd.conf.5"))
+        wrong = []
+        for section, names in ctx["options"].items():
+            for n in sorted(names):
+                text = paragraphs.get((section, n), "")
+                if (n in takes[section]) != ("credential:" in text):
+                    wrong.append(f"[{section}] {n}: "
+                                 f"{'takes' if n in takes[section] else 'does not take'}"
+                                 " credential:NAME")
+        eq(wrong, [], "kmsd.conf.5 is wrong about:")
 
     @case
     def example_config_documents_every_option(ctx):
@@ -299,8 +344,8 @@ def fast_cases():
     def shipped_example_passes_check_config(ctx):
         # As shipped: its paths are only checked for form here, so they
         # stay /var/lib/kmsd etc. Only the groups the package creates are
-        # swapped for this process's group when this machine lacks them
-        # (the deb test checks the file untouched, with the groups made).
+        # swapped for this process's group (the deb test checks the file
+        # untouched, once dpkg has made the groups).
         conf = os.path.join(ctx["work"], "kmsd.conf")
         with open(conf, "w") as f:
             f.write(localized_example(SRC, keep_paths=True))
@@ -308,9 +353,6 @@ def fast_cases():
             p = run([kmsd, "--check-config", "--config", conf])
             check(p.stdout.startswith(f"{conf}: ok (1 keys, 3 sockets)"),
                   p.stdout)
-        if missing_groups():
-            print(f"# groups {', '.join(missing_groups())} do not exist "
-                  "here: checked with this process's group instead")
 
     @case
     def shipped_example_serves_as_documented(ctx):
@@ -477,6 +519,26 @@ def fast_teardown(ctx):
 # ==========================================================================
 
 PACKAGES = ("kmsd", "kmsctl", "libkmsclient0", "libkmsclient-dev")
+# Two runs of this test on one machine (two checkouts' ./dev test) would
+# install and purge the same packages and user under each other: the
+# install-to-purge part (half a minute) holds this lock, so they take turns.
+INSTALL_LOCK = "/run/lock/kmsd-packaging-test.lock"
+INSTALL_LOCK_WAIT_S = 180
+
+
+def take_install_lock(ctx):
+    f = open(INSTALL_LOCK, "w")
+    deadline = time.time() + INSTALL_LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            ctx["lock"] = f
+            return
+        except BlockingIOError:
+            if time.time() > deadline:
+                f.close()
+                raise AssertionError("another run holds " + INSTALL_LOCK)
+            time.sleep(1)
 
 
 def dpkg(*args, timeout=300):
@@ -558,6 +620,7 @@ def deb_cases():
     def dpkg_install_creates_user_and_enables_nothing(ctx):
         check(os.geteuid() == 0, "installing the .debs needs root (CI runs "
               "as root); run `./dev package` and install them by hand")
+        take_install_lock(ctx)
         already = [p for p in PACKAGES if installed(p)]
         check(not already, f"{already} already installed here: not "
               "replacing them")
@@ -695,6 +758,8 @@ def deb_teardown(ctx):
         for d in ctx["made_dirs"]:
             shutil.rmtree(d, ignore_errors=True)
     finally:
+        if ctx.get("lock") is not None:
+            ctx["lock"].close()
         shutil.rmtree(ctx["out"], ignore_errors=True)
 
 
