@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "err.h"
 #include "frame.h"
@@ -36,6 +37,7 @@
 #define CONN_IN_MAX (FRAME_HDR + FRAME_MAX_DEFAULT + CONN_READ_CHUNK)
 
 static void conn_process(struct conn *c);
+static size_t conn_frames(struct conn *c, const uint8_t *data, size_t len);
 static void conn_update(struct conn *c);
 
 static void
@@ -122,34 +124,63 @@ conn_update(struct conn *c)
 	event_add(c->timer, &tv);
 }
 
+/*
+ * Bytes are read into one buffer shared by every connection and handled
+ * from there; only a partial frame left at the end is copied into the
+ * connection's own buffer. So a connection between requests holds no
+ * input buffer at all (10,000 idle clients cost no read buffers), and the
+ * common whole-frames case copies nothing. The shared buffer is wiped
+ * after each use: frames may carry plaintexts.
+ */
+static uint8_t conn_scratch[CONN_READ_CHUNK];
+
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	size_t room;
+	size_t room, used;
 	ssize_t n;
-	int r;
 
+	if (c->in.len == 0) {
+		n = read(fd, conn_scratch, sizeof(conn_scratch));
+		if (n <= 0)
+			goto read_failed;
+		c->processing = 1;
+		used = conn_frames(c, conn_scratch, (size_t)n);
+		if (!c->dead && !c->closing && used < (size_t)n &&
+		    buf_append(&c->in, conn_scratch + used,
+		    (size_t)n - used) != 0)
+			conn_kill(c, "out of memory");
+		OPENSSL_cleanse(conn_scratch, (size_t)n);
+		c->processing = 0;
+		if (!c->dead)
+			conn_flush(c);
+		return;
+	}
 	room = CONN_IN_MAX - c->in.len;
 	if (room > CONN_READ_CHUNK)
 		room = CONN_READ_CHUNK;
 	if (room == 0)
 		goto process;
-	if ((r = buf_reserve(&c->in, room)) != 0) {
+	if (buf_reserve(&c->in, room) != 0) {
 		conn_kill(c, "out of memory");
 		return;
 	}
 	n = read(fd, c->in.data + c->in.len, room);
+	if (n <= 0)
+		goto read_failed;
+	c->in.len += (size_t)n;
+process:
+	conn_process(c);
+	return;
+read_failed:
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
 		conn_kill(c, strerror(errno));
 		return;
 	}
-	if (n == 0)
-		c->eof = 1;	/* complete frames still get answered */
-	c->in.len += (size_t)n;
-process:
+	c->eof = 1;	/* complete frames still get answered */
 	conn_process(c);
 }
 
@@ -196,15 +227,21 @@ conn_reject(struct conn *c, uint64_t id, int err, const char *why)
 	conn_respond(c, &rs);
 }
 
-static void
-conn_process(struct conn *c)
+/*
+ * Handle the whole frames at the front of data[0..len): returns how many
+ * bytes were used. Stops at a partial frame, at the in-flight and output
+ * limits, and after CONN_FRAMES_PER_WAKE frames (then it schedules itself
+ * again). A frame whose header is unacceptable answers an error and marks
+ * the connection closing; everything is then "used" (dropped).
+ */
+static size_t
+conn_frames(struct conn *c, const uint8_t *data, size_t len)
 {
 	struct request req;
 	const uint8_t *body;
-	size_t blen;
+	size_t blen, off = 0;
 	int r, frames = 0;
 
-	c->processing = 1;
 	while (!c->dead && !c->closing && c->inflight < CONN_MAX_INFLIGHT &&
 	    c->out.len < CONN_OUT_HIGH) {
 		if (frames++ == CONN_FRAMES_PER_WAKE) {
@@ -212,17 +249,10 @@ conn_process(struct conn *c)
 			event_active(c->more, EV_READ, 0);
 			break;
 		}
-		r = frame_parse(c->in.data, c->in.len, FRAME_MAX_DEFAULT,
-		    &body, &blen);
-		if (r == FRAME_MORE) {
-			if (c->eof && c->in.len > 0) {
-				log_info("conn %llu: client closed in the "
-				    "middle of a frame (%zu bytes dropped)",
-				    (unsigned long long)c->serial, c->in.len);
-				buf_clear(&c->in);
-			}
+		r = frame_parse(data + off, len - off, FRAME_MAX_DEFAULT, &body,
+		    &blen);
+		if (r == FRAME_MORE)
 			break;
-		}
 		if (r < 0) {
 			/* The stream cannot be resynchronised: answer, then
 			 * close once the answer is out. */
@@ -230,8 +260,7 @@ conn_process(struct conn *c)
 			    "frame longer than the 65536-byte limit" :
 			    "empty frame");
 			c->closing = 1;
-			buf_clear(&c->in);
-			break;
+			return len;
 		}
 		r = msg_decode_request(body, blen, &req);
 		if (r != 0)
@@ -239,9 +268,31 @@ conn_process(struct conn *c)
 			    req.why[0] != '\0' ? req.why : err_str(r));
 		else
 			ops_dispatch(c, &req);
-		/* Wipes the frame: it may have carried a plaintext. */
-		buf_consume(&c->in, FRAME_HDR + blen);
+		off += FRAME_HDR + blen;
 		c->frame_done = 1;
+	}
+	return off;
+}
+
+/* Frames waiting in c->in (a partial frame completed, or processing
+ * resumed after a limit). */
+static void
+conn_process(struct conn *c)
+{
+	const uint8_t *body;
+	size_t used, blen;
+
+	c->processing = 1;
+	used = conn_frames(c, c->in.data, c->in.len);
+	/* Wipes the handled frames: they may have carried plaintexts. */
+	buf_consume(&c->in, used);
+	if (c->eof && c->in.len > 0 && !c->closing && !c->dead &&
+	    frame_parse(c->in.data, c->in.len, FRAME_MAX_DEFAULT, &body,
+	    &blen) == FRAME_MORE) {
+		log_info("conn %llu: client closed in the middle of a frame "
+		    "(%zu bytes dropped)", (unsigned long long)c->serial,
+		    c->in.len);
+		buf_clear(&c->in);
 	}
 	c->processing = 0;
 	if (!c->dead)

@@ -26,6 +26,7 @@
 #include "keyfile.h"
 #include "keys.h"
 #include "log.h"
+#include "rand.h"
 #include "server.h"
 #include "state.h"
 #include "stats.h"
@@ -462,6 +463,7 @@ main(int argc, char **argv)
 out:
 	server_free(&srv);
 	ops_shutdown();
+	rand_done();
 	if (sigterm != NULL)
 		event_free(sigterm);
 	if (sigint != NULL)

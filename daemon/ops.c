@@ -18,17 +18,18 @@
  * with the current one inside the daemon; the data key never leaves.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
 
 #include "audit.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
 #include "policy.h"
+#include "rand.h"
 #include "server.h"
 #include "stats.h"
 #include "stored.h"
@@ -672,16 +673,15 @@ ops_breaker(struct conn *c, const struct key *k, const struct cfg_key *ck,
 	struct key_window *kw = NULL;
 	int64_t now = ops_now_s();
 	char reason[STATE_MAX_REASON];
-	uint64_t n;
 
 	if (ck != NULL && ck->decrypt_limit != 0 &&
 	    (kw = ops_key_window(s, k->name)) != NULL &&
-	    window_would_exceed(n = window_sum(&kw->w, now, 60),
+	    window_would_exceed(window_sum(&kw->w, now, 60),
 	    ck->decrypt_limit))
 		snprintf(reason, sizeof(reason), "breaker: more than %u "
 		    "decrypts of key %s in one minute", ck->decrypt_limit,
 		    k->name);
-	else if (window_would_exceed(n = window_sum(&s->breaker, now, 60),
+	else if (window_would_exceed(window_sum(&s->breaker, now, 60),
 	    s->cfg->decrypt_limit))
 		snprintf(reason, sizeof(reason), "breaker: more than %u "
 		    "decrypts in one minute", s->cfg->decrypt_limit);
@@ -798,7 +798,7 @@ ops_dispatch(struct conn *c, const struct request *r)
 	switch (r->op) {
 	case OP_GENERATE:
 		if (buf_reserve(&job->datakey, OPS_DATA_KEY_LEN) != 0 ||
-		    RAND_bytes(job->datakey.data, OPS_DATA_KEY_LEN) != 1) {
+		    rand_fill(job->datakey.data, OPS_DATA_KEY_LEN) != 0) {
 			job_fail(job, ERR_INTERNAL, "random generator failed");
 			return;
 		}

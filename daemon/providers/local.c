@@ -45,10 +45,10 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "err.h"
 #include "keyfile.h"
+#include "rand.h"
 #include "provider.h"
 
 #define LOCAL_PREFIX "local/"
@@ -248,7 +248,7 @@ local_wrap(struct local_state *st, struct prov_call *call)
 	}
 	p = call->out.data + call->out.len;
 	p[0] = LOCAL_VERSION;
-	if (RAND_bytes(p + 1, LOCAL_NONCE_LEN) != 1)
+	if (rand_fill(p + 1, LOCAL_NONCE_LEN) != 0)
 		goto fail;
 	c = st->enc;
 	if (EVP_EncryptInit_ex2(c, NULL, NULL, p + 1, NULL) != 1 ||
