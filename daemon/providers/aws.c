@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "aws_creds.h"
 #include "aws_parse.h"
@@ -97,6 +98,18 @@ struct aws_ctx {
 	char *endpoint;			/* override for every key, or NULL */
 	unsigned timeout_ms;
 	struct aws_call_list calls;	/* every live call */
+	struct aws_sigkey *sigkey;	/* secure heap; NULL until first use */
+};
+
+/* The last derived SigV4 signing key, for one credential generation, UTC
+ * day and region: a signature then costs one HMAC instead of five. In the
+ * secure heap, wiped when replaced or freed. */
+struct aws_sigkey {
+	int valid;
+	uint64_t gen;
+	char day[9];			/* YYYYMMDD */
+	char region[64];
+	uint8_t key[SIGV4_KEY_LEN];
 };
 
 /*
@@ -440,6 +453,8 @@ aws_ctx_unref(struct aws_ctx *ctx)
 	/* No call can be live: each pins its keyring, so its key. */
 	aws_chain_free(ctx->chain);
 	http_client_free(ctx->hc);
+	if (ctx->sigkey != NULL)
+		OPENSSL_secure_clear_free(ctx->sigkey, sizeof(*ctx->sigkey));
 	free(ctx->region);
 	free(ctx->endpoint);
 	free(ctx);
@@ -743,6 +758,39 @@ aws_call_body(struct aws_call *ac, const uint8_t *data, size_t len,
 	return aws_parse_kms_request(&kr, &ac->body);
 }
 
+
+/* The signing key for (generation, day, region), derived once a day per
+ * credential generation; NULL (derive per request) when it cannot be
+ * kept. */
+static const uint8_t *
+aws_sigkey(struct aws_ctx *ctx, uint64_t gen, const char *secret,
+    const char *region, time_t now)
+{
+	struct aws_sigkey *sk = ctx->sigkey;
+	char day[9];
+	struct tm tm;
+
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(day, sizeof(day), "%Y%m%d", &tm) != 8 ||
+	    strlen(region) >= sizeof(sk->region))
+		return NULL;
+	if (sk == NULL &&
+	    (sk = ctx->sigkey = OPENSSL_secure_zalloc(sizeof(*sk))) == NULL)
+		return NULL;
+	if (sk->valid && sk->gen == gen && strcmp(sk->day, day) == 0 &&
+	    strcmp(sk->region, region) == 0)
+		return sk->key;
+	OPENSSL_cleanse(sk->key, sizeof(sk->key));
+	sk->valid = 0;
+	if (sigv4_signing_key(secret, day, region, "kms", sk->key) != 0)
+		return NULL;
+	sk->gen = gen;
+	memcpy(sk->day, day, sizeof(day));
+	snprintf(sk->region, sizeof(sk->region), "%s", region);
+	sk->valid = 1;
+	return sk->key;
+}
+
 static int
 aws_prepare(struct http_req *r)
 {
@@ -783,6 +831,8 @@ aws_prepare(struct http_req *r)
 	sc.secret_key = (const char *)cr->secret_access_key.data;
 	sc.session_token = cr->session_token.len > 0 ?
 	    (const char *)cr->session_token.data : NULL;
+	sp.signing_key = aws_sigkey(ac->ctx, ac->gen, sc.secret_key,
+	    k->region, sp.now);
 	if ((rc = sigv4_sign(&sr, &sc, &sp, &out)) != 0) {
 		/* out.why is static text naming the part, never a value */
 		ac->why = out.why;

@@ -802,9 +802,12 @@ sigv4_sign(const struct sigv4_request *req, const struct sigv4_creds *creds,
 
 	/* The signature: only the derived key touches the string to sign. */
 	date[SIGV4_DAY_LEN] = '\0';
-	if ((r = buf_cstr(&scope)) != 0 ||
-	    (r = sigv4_signing_key(creds->secret_key, date, params->region,
-	    params->service, key)) != 0)
+	if ((r = buf_cstr(&scope)) != 0)
+		goto out;
+	if (params->signing_key != NULL)
+		memcpy(key, params->signing_key, sizeof(key));
+	else if ((r = sigv4_signing_key(creds->secret_key, date,
+	    params->region, params->service, key)) != 0)
 		goto out;
 	r = sigv4_hmac(key, sizeof(key), out->string_to_sign.data,
 	    out->string_to_sign.len, mac);

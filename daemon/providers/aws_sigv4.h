@@ -65,6 +65,11 @@ struct sigv4_params {
 	int normalize_path;		/* remove dot segments, collapse '//' */
 	int sign_body;			/* add and sign X-Amz-Content-Sha256 */
 	int omit_session_token;		/* send the token unsigned */
+	/* The derived signing key for this secret, the UTC day of `now`,
+	 * region and service (sigv4_signing_key), when the caller keeps one:
+	 * deriving it is four HMACs, most of a signature's cost. NULL: derived
+	 * here. */
+	const uint8_t *signing_key;
 };
 
 struct sigv4_out {

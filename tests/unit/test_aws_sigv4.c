@@ -447,6 +447,7 @@ run_json_case(const char *dir, const char *c)
 	creds.secret_key = jstr(cred, "secret_access_key");
 	creds.session_token = json_object_get(cred, "token") != NULL ?
 	    jstr(cred, "token") : NULL;
+	memset(&params, 0, sizeof(params));
 	params.region = jstr(ctx, "region");
 	params.service = jstr(ctx, "service");
 	params.now = parse_timestamp(jstr(ctx, "timestamp"));
@@ -471,8 +472,24 @@ run_json_case(const char *dir, const char *c)
 	n_add = 2 + (creds.session_token != NULL) + (params.sign_body != 0);
 	ck_assert_int_eq(out.n_add, n_add);
 	check_signed_request(dir, c, &rq, &out);
-
 	sigv4_out_done(&out);
+
+	/* A caller's precomputed signing key gives the same signature. */
+	{
+		uint8_t skey[SIGV4_KEY_LEN];
+		char day[9];
+		struct tm tm;
+
+		gmtime_r(&params.now, &tm);
+		strftime(day, sizeof(day), "%Y%m%d", &tm);
+		ck_assert_int_eq(sigv4_signing_key(creds.secret_key, day,
+		    params.region, params.service, skey), 0);
+		params.signing_key = skey;
+		r = sigv4_sign(&req, &creds, &params, &out);
+		ck_assert_int_eq(r, 0);
+		assert_buf_eq(&out.signature, sig, "signature (cached key)", c);
+		sigv4_out_done(&out);
+	}
 	treq_free(&rq);
 	json_decref(ctx);
 	free(creq);
