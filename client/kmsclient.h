@@ -229,6 +229,53 @@ KMS_EXPORT void kms_free_secret(void *p, size_t len);
 /* Free a string or block the library returned; NULL is fine. */
 KMS_EXPORT void kms_free(void *p);
 
+/* --- field encryption: Lockbox boxes ---------------------------------------
+ * Encrypt a record's fields with its data key (from kms_generate_data_key,
+ * or kms_decrypt of its stored key) byte for byte as Lockbox does with
+ * kms_encrypted's kms_key (algorithm "aes-gcm", Lockbox's default):
+ *   box = nonce (12 random bytes) || AES-256-GCM ciphertext || tag (16 bytes)
+ * The _b64 forms are the strict base64 (no newlines) of the box, what Lockbox
+ * keeps in an `<attribute>_ciphertext` column; the raw forms are what it
+ * writes for files. Lockbox's `padding` option is not supported.
+ * Associated data is optional: ad NULL with ad_len 0 and "" are the same (as
+ * Lockbox's nil and ""). No kmsd connection is involved.
+ * Opening fails with code "decryption_failed" when the box was changed in any
+ * way (nonce, ciphertext, tag or length), was sealed under another key or
+ * other associated data, or (_b64) is not strict base64; no plaintext is
+ * returned then, not even in part. Random nonces: keep one key under 2^32
+ * seals (per-record data keys are far below). */
+
+/* Bytes of the nonce in front of and the tag behind the ciphertext. */
+#define KMS_BOX_NONCE_LEN 12
+#define KMS_BOX_TAG_LEN 16
+/* A box is this much longer than its plaintext. */
+#define KMS_BOX_OVERHEAD (KMS_BOX_NONCE_LEN + KMS_BOX_TAG_LEN)
+/* Largest plaintext, and largest associated data, a box takes (1 GiB). */
+#define KMS_BOX_MAX_PLAINTEXT ((size_t)1 << 30)
+
+/* Seal len bytes of pt (NULL is fine when len is 0) under the
+ * KMS_DATA_KEY_LEN bytes of key: *ret_box holds *ret_box_len =
+ * len + KMS_BOX_OVERHEAD bytes; release with kms_free. */
+KMS_EXPORT int kms_box_seal(const unsigned char key[KMS_DATA_KEY_LEN],
+    const void *pt, size_t len, const void *ad, size_t ad_len,
+    unsigned char **ret_box, size_t *ret_box_len, kms_error *err);
+/* Open a box sealed by kms_box_seal or by Lockbox. *ret_pt holds *ret_len
+ * bytes followed by a NUL that is not counted; release with
+ * kms_free_secret(*ret_pt, *ret_len). */
+KMS_EXPORT int kms_box_open(const unsigned char key[KMS_DATA_KEY_LEN],
+    const void *box, size_t box_len, const void *ad, size_t ad_len,
+    unsigned char **ret_pt, size_t *ret_len, kms_error *err);
+/* kms_box_seal, then strict base64: *ret_b64 is a NUL-terminated string
+ * for a `_ciphertext` column; release with kms_free. */
+KMS_EXPORT int kms_box_seal_b64(const unsigned char key[KMS_DATA_KEY_LEN],
+    const void *pt, size_t len, const void *ad, size_t ad_len,
+    char **ret_b64, kms_error *err);
+/* Open the strict base64 of a box (a `_ciphertext` column), as
+ * kms_box_open. */
+KMS_EXPORT int kms_box_open_b64(const unsigned char key[KMS_DATA_KEY_LEN],
+    const char *b64, const void *ad, size_t ad_len, unsigned char **ret_pt,
+    size_t *ret_len, kms_error *err);
+
 #ifdef __cplusplus
 }
 #endif

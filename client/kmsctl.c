@@ -584,7 +584,7 @@ rewrap_chunk(kms_client *c, struct opts *o, const char *key,
 		if (ch->item[i] >= 0)
 			ie = &e;
 		fprintf(stderr, "kmsctl: line %lu: %s: %s\n",
-		    first_line + i, ie->code, ie->message);
+		    (unsigned long)(first_line + i), ie->code, ie->message);
 		/* Keep output line N the answer to input line N. */
 		fputc('\n', stdout);
 		rc = 1;

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -142,7 +143,7 @@ keyfile_create(const char *dir, const char *path, uint8_t *key, size_t len, char
 		    strerror(errno));
 		return ERR_PROVIDER_UNAVAILABLE;
 	}
-	if (RAND_bytes(key, len) != 1) {
+	if (len > INT_MAX || RAND_bytes(key, (int)len) != 1) {
 		ERR_clear_error();
 		err_printf(err, errlen, "random generator failed creating %s",
 		    path);

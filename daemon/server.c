@@ -388,7 +388,7 @@ server_start(struct server *s, char *err, size_t errlen)
 
 	if (server_activated_get(&act, err, errlen) != 0)
 		return -1;
-	s->lst = calloc(CONFIG_MAX_SOCKETS + 1, sizeof(*s->lst));
+	s->lst = calloc(CONFIG_MAX_SOCKETS + 1, sizeof(struct listener *));
 	if (s->lst == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;

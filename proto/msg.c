@@ -359,7 +359,7 @@ msg_decode_request(const uint8_t *body, size_t len, struct request *ret)
 	    ret->why)) != 0)
 		goto out;
 	r = ERR_BAD_REQUEST;
-	if ((o = f[RF_ID]) == NULL) {
+	if (f[RF_ID] == NULL) {
 		msg_why(ret->why, "field 'id' missing");
 		goto out;
 	}

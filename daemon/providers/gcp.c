@@ -586,8 +586,8 @@ gcp_fingerprint(const struct prov_env *env, const struct gcp_settings *set,
 		return ERR_NOMEM;
 	}
 	/* The transport too: unit tests may run several in one process. */
-	gcp_fp_add(md, &env->http, sizeof(env->http));
-	gcp_fp_add(md, &env->base, sizeof(env->base));
+	gcp_fp_add(md, &env->http, sizeof(struct http *));
+	gcp_fp_add(md, &env->base, sizeof(struct event_base *));
 	gcp_fp_str(md, set->endpoint);
 	gcp_fp_str(md, set->scope);
 	gcp_fp_add(md, &set->timeout_ms, sizeof(set->timeout_ms));

@@ -330,7 +330,7 @@ gcp_jwt_assertion(const struct gcp_creds *c, const char *scope,
 	    (r = gcp_dump(json_pack("{s:s,s:s,s:s,s:I,s:I}",
 	    "iss", c->client_email, "scope", scope, "aud", aud,
 	    "iat", (json_int_t)iat,
-	    "exp", (json_int_t)(iat + GCP_JWT_LIFETIME_S)), claims)) != 0)
+	    "exp", (json_int_t)iat + GCP_JWT_LIFETIME_S), claims)) != 0)
 		return r;
 	return gcp_jwt_sign(c->pkey, header, claims, out);
 }

@@ -80,7 +80,7 @@ gcp_text_safe(char *out, size_t outlen, const char *s, size_t n)
 	for (size_t i = 0; i < n && j + 1 < outlen; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		out[j++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		out[j++] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
 	}
 	out[j] = '\0';
 }

@@ -363,12 +363,12 @@ vault_settings_read(const struct config *cfg, const struct cfg_section *sec,
 			if (vault_parse_count(v, 1, VAULT_MAX_INFLIGHT,
 			    &st->max_inflight) != 0)
 				snprintf(why, sizeof(why), "want 1 to %u",
-				    VAULT_MAX_INFLIGHT);
+				    (unsigned)VAULT_MAX_INFLIGHT);
 		} else if (strcmp(o->name, "max_queue") == 0) {
 			if (vault_parse_count(v, 1, VAULT_MAX_QUEUE,
 			    &st->max_queue) != 0)
 				snprintf(why, sizeof(why), "want 1 to %u",
-				    VAULT_MAX_QUEUE);
+				    (unsigned)VAULT_MAX_QUEUE);
 		} else {
 			vault_err(err, errlen, "%s:%d: unknown option '%s' in "
 			    "[vault] (expected address, token_file, "
@@ -1006,8 +1006,10 @@ vault_sess_fail_waiters(struct vault_sess *s, int err, const char *msg)
 	struct vault_op *op;
 
 	vault_sess_ref(s);
+	/* vault_op_finish unlinks op (op->waiting is set for every op on
+	 * this list); clang-analyzer cannot see that invariant. */
 	while ((op = TAILQ_FIRST(&s->waiting)) != NULL)
-		vault_op_finish(op, err, msg);
+		vault_op_finish(op, err, msg); /* NOLINT(clang-analyzer-unix.Malloc) */
 	vault_sess_unref(s);
 }
 
@@ -1109,6 +1111,8 @@ vault_login_done(struct vault_sess *s, int err, long status,
 	struct buf tok;
 	int refused, rc;
 
+	/* Set by vault_resp_auth; zeroed so no path reads it unset. */
+	memset(&lease, 0, sizeof(lease));
 	buf_init(&tok, VAULT_MAX_SECRET + 3);
 	msg[0] = '\0';
 	if (err == 0 && status >= 200 && status <= 299) {

@@ -196,7 +196,7 @@ def write_plot(outdir, res, by):
                         f'{a["max"]:.2f}\n')
     # Panel 2: throughput relative to the floor, per shape.
     with open(os.path.join(d, "tput.dat"), "w") as f:
-        f.write("shape hello wrap unwrap\n")
+        f.write("# shape hello wrap unwrap\n")
         for sh in ("c8", "c64", "d16", "d64"):
             vals = []
             for kind in ("hello", "wrap", "unwrap"):
@@ -206,7 +206,7 @@ def write_plot(outdir, res, by):
     # Panels 3, 4: KMS path throughput vs concurrency.
     limit = res.get("aws_max_inflight", DEFAULT_MAX_INFLIGHT)
     with open(os.path.join(d, "kms.dat"), "w") as f:
-        f.write("conc curl kmsd curl20 kmsd20 ideal20\n")
+        f.write("# conc curl kmsd curl20 kmsd20 ideal20\n")
         for conc in (1, 8, 64, 512):
             row = [str(conc)]
             for rid in (f"kms/curl/{conc}", f"kms/kmsd/{conc}",
@@ -501,7 +501,7 @@ def write(outdir, res):
         w("")
     w("## Reproduce")
     w("")
-    w("`./dev bench` (about 12 minutes; `./dev bench --quick` about 2), "
+    w("`./dev bench` (about 11 minutes; `./dev bench --quick` about 2), "
       "from a clean checkout on Debian 12: it installs its packages, builds "
       "`build-bench` with `--buildtype=release` and writes "
       "`results/<timestamp>/`. Raw figures: `results.json`.")

@@ -3,11 +3,13 @@
  * arrives in arbitrary pieces.
  *
  * Input: one byte k, then k & 15 chunk sizes (cycled), then the stream.
- * The stream is fed through the loop daemon/conn.c runs: bounded reads into
- * a buffer of CONN_IN_MAX, frame_parse, and for each whole frame
- * msg_decode_request (which runs frame_prescan) and buf_consume; the first
- * framing error ends the stream, as it closes the connection. Each decode
- * failure is answered the way conn_reject answers it.
+ * The stream is fed through the loops daemon/conn.c runs (frames handled
+ * in place in the read scratch buffer when nothing is buffered, else
+ * bounded reads appended to an input buffer of CONN_IN_MAX): frame_parse,
+ * and for each whole frame msg_decode_request (which runs frame_prescan)
+ * and buf_consume; the first framing error ends the stream, as it closes
+ * the connection. Each decode failure is answered the way conn_reject
+ * answers it.
  *
  * Properties:
  * - the sequence of frames and their decode results, and how the stream
@@ -118,74 +120,103 @@ frame_one(struct pass *ps, size_t off, const uint8_t *body, size_t blen)
 }
 
 /*
- * Feed stream[0..n) in pieces of sizes[i % nsizes] (each also bounded as
- * conn_read_cb bounds a read). nsizes 0: all of it at once.
+ * conn_frames: every whole frame at the front of data[0..len), each handled
+ * as conn_frames handles it. Returns the bytes used; a framing error sets
+ * ps->end and uses everything (the connection closes). off is where data
+ * starts in the stream, for the record.
+ */
+static size_t
+frame_all(struct pass *ps, const uint8_t *data, size_t len, size_t off)
+{
+	const uint8_t *body;
+	size_t blen, used = 0;
+	int r;
+
+	for (;;) {
+		r = frame_parse(data + used, len - used, FRAME_MAX_DEFAULT, &body,
+		    &blen);
+		FUZZ_CHECK(r == FRAME_MORE || r == FRAME_READY ||
+		    r == ERR_TOO_LARGE || r == ERR_BAD_REQUEST);
+		if (r == FRAME_MORE)
+			return used;
+		if (r < 0) {
+			/* Answered, then the connection is closed. */
+			frame_check_answer(0, r, "framing error");
+			ps->end = r;
+			return len;
+		}
+		FUZZ_CHECK(blen > 0 && blen <= FRAME_MAX_DEFAULT);
+		FUZZ_CHECK(FRAME_HDR + blen <= len - used);
+		frame_one(ps, off + used, body, blen);
+		used += FRAME_HDR + blen;
+	}
+}
+
+/*
+ * Feed stream[0..n) in reads of sizes[i % nsizes] bytes (nsizes 0: reads
+ * as large as conn.c makes them), through daemon/conn.c's two paths: with nothing buffered a
+ * read goes to a scratch buffer, its whole frames are handled in place and
+ * only the rest is kept; otherwise a read (bounded by the buffer's room)
+ * is appended to the input buffer, whose whole frames are handled and
+ * consumed. (conn.c's per-wake frame cap only defers frames to the next
+ * turn; every frame complete now is handled here.)
  */
 static void
 frame_run(const uint8_t *stream, size_t n, const uint8_t *sizes,
     size_t nsizes, struct pass *ps)
 {
+	static uint8_t scratch[CONN_READ_CHUNK];
 	struct buf in;
 	size_t fed = 0, consumed = 0, turn = 0;
 
 	memset(ps, 0, sizeof(*ps));
 	ps->hash = 0xcbf29ce484222325ULL;
 	ps->end = FRAME_MORE;
-	buf_init(&in, nsizes == 0 ? (n > 0 ? n : 1) : CONN_IN_MAX);
-	for (;;) {
-		const uint8_t *body;
-		size_t blen, want, room;
-		int r;
+	buf_init(&in, CONN_IN_MAX);
+	while (fed < n && ps->end == FRAME_MORE) {
+		size_t want, room, used;
 
-		if (fed < n) {
-			if (nsizes == 0) {
-				want = n;
-			} else {
-				uint8_t s = sizes[turn++ % nsizes];
+		if (nsizes == 0) {
+			want = n;
+		} else {
+			uint8_t sz = sizes[turn++ % nsizes];
 
-				want = s == 0xff ? CONN_READ_CHUNK : s + 1u;
-				room = CONN_IN_MAX - in.len;
-				if (room > CONN_READ_CHUNK)
-					room = CONN_READ_CHUNK;
-				if (want > room)
-					want = room;
-			}
-			if (want > n - fed)
-				want = n - fed;
-			/* The buffer is never full without a whole frame
-			 * in it: a frame is at most FRAME_HDR +
-			 * FRAME_MAX_DEFAULT bytes. */
-			FUZZ_CHECK(want > 0);
-			FUZZ_CHECK(buf_append(&in, stream + fed, want) == 0);
+			want = sz == 0xff ? CONN_READ_CHUNK : sz + 1u;
+		}
+		if (want > n - fed)
+			want = n - fed;
+		if (in.len == 0) {
+			if (want > sizeof(scratch))
+				want = sizeof(scratch);
+			memcpy(scratch, stream + fed, want);
+			used = frame_all(ps, scratch, want, fed);
+			if (ps->end == FRAME_MORE && used < want)
+				FUZZ_CHECK(buf_append(&in, scratch + used,
+				    want - used) == 0);
+			consumed += used;
 			fed += want;
+			continue;
 		}
-		/* Every frame that is complete now, as conn_process does
-		 * (its per-wake cap only defers frames to the next turn). */
-		for (;;) {
-			r = frame_parse(in.data, in.len, FRAME_MAX_DEFAULT, &body,
-			    &blen);
-			if (r != FRAME_READY)
-				break;
-			FUZZ_CHECK(blen > 0 && blen <= FRAME_MAX_DEFAULT);
-			FUZZ_CHECK(FRAME_HDR + blen <= in.len);
-			frame_one(ps, consumed, body, blen);
-			buf_consume(&in, FRAME_HDR + blen);
-			consumed += FRAME_HDR + blen;
-		}
-		FUZZ_CHECK(r == FRAME_MORE || r == ERR_TOO_LARGE ||
-		    r == ERR_BAD_REQUEST);
-		if (r < 0) {
-			/* The connection is answered and closed. */
-			frame_check_answer(0, r, "framing error");
-			ps->end = r;
+		room = CONN_IN_MAX - in.len;
+		if (room > CONN_READ_CHUNK)
+			room = CONN_READ_CHUNK;
+		/* Never full without a whole frame in it: a frame is at
+		 * most FRAME_HDR + FRAME_MAX_DEFAULT bytes. */
+		FUZZ_CHECK(room > 0);
+		if (want > room)
+			want = room;
+		FUZZ_CHECK(buf_append(&in, stream + fed, want) == 0);
+		fed += want;
+		used = frame_all(ps, in.data, in.len, consumed);
+		if (ps->end != FRAME_MORE)
 			break;
-		}
-		if (fed == n) {
-			ps->left = in.len;
-			break;
-		}
+		buf_consume(&in, used);
+		consumed += used;
 	}
-	FUZZ_CHECK(consumed + in.len == fed);
+	if (ps->end == FRAME_MORE) {
+		FUZZ_CHECK(fed == n && consumed + in.len == n);
+		ps->left = in.len;
+	}
 	buf_done(&in);
 }
 
