@@ -6,8 +6,9 @@ one request and response per op, configs from the tests, AWS bodies from
 tests/unit/test_aws_parse.c, and test and local provider blobs (local ones
 wrapped with the fuzz targets' fixed key, bytes 0..31). Rerun after a format
 change: ./tests/fuzz/make_corpus.py (needs python3-msgpack and
-python3-cryptography). Files named crash-* are regression inputs from fuzz
-runs; this script never touches them.
+python3-cryptography; the GCP service-account seed gets a new RSA key each
+run). Files named crash-* are regression inputs from fuzz runs; this
+script never touches them.
 """
 import base64
 import hashlib
@@ -296,6 +297,99 @@ AWS_OTHER = {
 }
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), as Cloud KMS checks it."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+GCP_KEY = "projects/p/locations/global/keyRings/r/cryptoKeys/k"
+GCP_AAD = b'{"model_id":"1","model_name":"User"}'
+
+
+def gcp_seeds():
+    """fuzz_gcp: selector, parameter, body."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    ct = b"ct-bytes"
+    enc = {"ciphertext": base64.b64encode(ct).decode(),
+           "ciphertextCrc32c": str(crc32c(ct)),
+           "verifiedPlaintextCrc32c": True,
+           "name": GCP_KEY + "/cryptoKeyVersions/1",
+           "protectionLevel": "SOFTWARE"}
+    out = {"encrypt-result": (0, 0, json.dumps(enc))}
+    enc_aad = dict(enc, verifiedAdditionalAuthenticatedDataCrc32c=True)
+    out["encrypt-result-aad"] = (0, 1, json.dumps(enc_aad))
+    out["decrypt-result"] = (1, 0, json.dumps({
+        "plaintext": base64.b64encode(PT32).decode(),
+        "plaintextCrc32c": str(crc32c(PT32)), "usedPrimary": True}))
+    out["kms-error-decryption"] = (2, 0, json.dumps({"error": {
+        "code": 400, "message": "Decryption failed: the ciphertext is "
+        "invalid.", "status": "INVALID_ARGUMENT"}}))
+    out["kms-error-denied"] = (2, 3, json.dumps({"error": {
+        "code": 403, "message": "Permission 'cloudkms.cryptoKeyVersions."
+        "useToDecrypt' denied\n", "status": "PERMISSION_DENIED"}}))
+    out["kms-error-unavailable"] = (2, 128 + 3, json.dumps({"error": {
+        "code": 503, "message": "The service is currently unavailable.",
+        "status": "UNAVAILABLE"}}))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    out["creds-service-account"] = (3, 0, json.dumps({
+        "type": "service_account", "project_id": "p",
+        "private_key_id": "1", "private_key": pem,
+        "client_email": "kmsd@p.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+        "quota_project_id": "q"}))
+    out["creds-authorized-user"] = (3, 0, json.dumps({
+        "type": "authorized_user", "client_id": "id 1&x",
+        "client_secret": "s", "refresh_token": "1//r"}))
+    out["creds-external"] = (3, 0, json.dumps({"type": "external_account"}))
+    out["token"] = (4, 0, json.dumps({"access_token": "ya29.a-b_c",
+                                       "expires_in": 3599,
+                                       "token_type": "Bearer"}))
+    out["token-error"] = (5, 0, json.dumps({
+        "error": "invalid_grant", "error_description": "Invalid JWT"}))
+    out["key-id"] = (6, 0, GCP_KEY)
+    out["key-id-version"] = (6, 0, GCP_KEY + "/cryptoKeyVersions/1")
+    return out
+
+
+VAULT_TOKEN = "hvs.CAESIJ0123456789abcdefTOKEN"
+VAULT_SEEDS = {
+    "resp-ciphertext": (0, 0, '{"request_id":"x","lease_id":"","data":'
+                        '{"ciphertext":"vault:v3:QUJD","key_version":3},'
+                        '"warnings":null}'),
+    "resp-plaintext": (1, 0, '{"data":{"plaintext":"aGk="}}'),
+    "resp-hash": (2, 0, '{"data":{"hash":"hmac-sha256:' + "0a" * 32 +
+                  '"}}'),
+    "resp-hash-legacy": (2, 0, '{"hash":"hmac-sha256:' + "b1" * 32 + '"}'),
+    "resp-auth": (3, 0, '{"auth":{"client_token":"' + VAULT_TOKEN +
+                  '","accessor":"a","policies":["kmsd"],"lease_duration":'
+                  '2764800,"renewable":true,"metadata":{"role_name":"r"}}}'),
+    "resp-lookup": (4, 0, '{"data":{"ttl":31,"renewable":true,'
+                    '"expire_time":"2030-01-01T00:00:00Z"}}'),
+    "error-decrypt": (5, 1, '{"errors":["cipher: message authentication '
+                      'failed"]}'),
+    "error-encrypt-context": (5, 0, '{"errors":["missing \'context\' for '
+                              'key derivation; the key was created using a '
+                              'derived key"]}'),
+    "error-sealed": (5, 128 + 3 + 1, '{"errors":["Vault is sealed"]}'),
+    "error-denied": (5, 3, '{"errors":["permission denied","1 error '
+                     'occurred:\\n\\t* x\\n\\n"]}'),
+    "ct": (6, 0, "vault:v2:QUJDRA=="),
+    "secret-file": (7, 0, VAULT_TOKEN + "\n"),
+    "settings-duration": (8, 9, "500ms"),
+    "settings-path": (8, 9, "transit/"),
+}
+
+
 def main():
     clear_seeds()
     # fuzz_request / fuzz_response: bodies
@@ -376,6 +470,12 @@ def main():
         write("aws", f"error-{i}", bytes([sel, param]) + body.encode())
     for name, (sel, param, body) in AWS_OTHER.items():
         write("aws", name, bytes([sel, param]) + body.encode())
+
+    # fuzz_gcp, fuzz_vault: selector, parameter, body
+    for name, (sel, param, body) in gcp_seeds().items():
+        write("gcp", name, bytes([sel, param]) + body.encode())
+    for name, (sel, param, body) in VAULT_SEEDS.items():
+        write("vault", name, bytes([sel, param]) + body.encode())
     return 0
 
 
