@@ -65,7 +65,7 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 int
-buf_append(struct buf *b, const void *p, size_t n)
+buf_append_slow(struct buf *b, const void *p, size_t n)
 {
 	int r;
 
@@ -76,12 +76,6 @@ buf_append(struct buf *b, const void *p, size_t n)
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
 	return 0;
-}
-
-int
-buf_append_byte(struct buf *b, uint8_t c)
-{
-	return buf_append(b, &c, 1);
 }
 
 int
@@ -105,7 +99,7 @@ buf_consume(struct buf *b, size_t n)
 void
 buf_clear(struct buf *b)
 {
-	if (b->data != NULL)
+	if (b->data != NULL && b->len > 0)
 		OPENSSL_cleanse(b->data, b->len);
 	b->len = 0;
 }

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
 	uint8_t *data;
@@ -36,8 +37,32 @@ void buf_init(struct buf *b, size_t max);
 void buf_done(struct buf *b);
 /* Make room for n more bytes. 0, ERR_TOO_LARGE or ERR_NOMEM. */
 int buf_reserve(struct buf *b, size_t n);
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_append_byte(struct buf *b, uint8_t c);
+int buf_append_slow(struct buf *b, const void *p, size_t n);
+
+/* Append n bytes. Inline: the common case (room already there) is a
+ * compare and a copy; growth and the limit are in buf.c. */
+static inline int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	/* +1: buf_reserve always keeps room for buf_cstr's terminator. */
+	if (n == 0)
+		return 0;
+	if (b->data == NULL || n >= b->cap - b->len)
+		return buf_append_slow(b, p, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static inline int
+buf_append_byte(struct buf *b, uint8_t c)
+{
+	if (b->data == NULL || b->cap - b->len < 2)
+		return buf_append_slow(b, &c, 1);
+	b->data[b->len++] = c;
+	return 0;
+}
+
 int buf_append_str(struct buf *b, const char *s);
 /* Drop n bytes from the front, wiping what was vacated. */
 void buf_consume(struct buf *b, size_t n);

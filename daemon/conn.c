@@ -262,7 +262,7 @@ conn_frames(struct conn *c, const uint8_t *data, size_t len)
 			c->closing = 1;
 			return len;
 		}
-		r = msg_decode_request(body, blen, &req);
+		r = msg_decode_request_with(c->srv->dec, body, blen, &req);
 		if (r != 0)
 			conn_reject(c, req.has_id ? req.id : 0, r,
 			    req.why[0] != '\0' ? req.why : err_str(r));

@@ -311,8 +311,11 @@ job_free(struct job *job)
 	job->kv = NULL;
 	job->key = NULL;
 	job->conn = NULL;
-	memset(&job->ctx.c, 0, sizeof(job->ctx.c));
-	memset(&job->new_ctx.c, 0, sizeof(job->new_ctx.c));
+	/* The pairs point into the wiped mem buffers; only n is read. */
+	job->ctx.c.present = 0;
+	job->ctx.c.n = 0;
+	job->new_ctx.c.present = 0;
+	job->new_ctx.c.n = 0;
 	if (ops_n_free_jobs < OPS_FREE_JOBS_MAX) {
 		/* Wipe, keep the allocations. */
 		buf_clear(&job->ctx.mem);
@@ -681,7 +684,8 @@ ops_breaker(struct conn *c, const struct key *k, const struct cfg_key *ck,
 		snprintf(reason, sizeof(reason), "breaker: more than %u "
 		    "decrypts of key %s in one minute", ck->decrypt_limit,
 		    k->name);
-	else if (window_would_exceed(window_sum(&s->breaker, now, 60),
+	else if (s->cfg->decrypt_limit != 0 &&
+	    window_would_exceed(window_sum(&s->breaker, now, 60),
 	    s->cfg->decrypt_limit))
 		snprintf(reason, sizeof(reason), "breaker: more than %u "
 		    "decrypts in one minute", s->cfg->decrypt_limit);

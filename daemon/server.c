@@ -335,7 +335,8 @@ server_init(struct server *s, struct event_base *base, struct config *cfg,
 	TAILQ_INIT(&s->conns);
 	TAILQ_INIT(&s->dead);
 	TAILQ_INIT(&s->gone);
-	if ((s->reaper = event_new(base, -1, 0, server_reap_cb, s)) == NULL)
+	if ((s->reaper = event_new(base, -1, 0, server_reap_cb, s)) == NULL ||
+	    (s->dec = msg_dec_new()) == NULL)
 		return -1;
 	return 0;
 }
@@ -572,6 +573,8 @@ server_free(struct server *s)
 	if (s->reaper != NULL)
 		event_free(s->reaper);
 	s->reaper = NULL;
+	msg_dec_free(s->dec);
+	s->dec = NULL;
 	if (s->drain_timer != NULL)
 		event_free(s->drain_timer);
 	s->drain_timer = NULL;

@@ -117,6 +117,7 @@ struct server {
 	struct stats *stats;
 	struct http *http;		/* shared HTTPS transport (main's) */
 	struct audit *audit;		/* NULL: no audit log configured */
+	struct msg_dec *dec;		/* decodes every request */
 	int decrypt_disabled;
 	char disabled_reason[STATE_MAX_REASON + 1];
 	struct window breaker;		/* decrypts of all keys */

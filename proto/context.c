@@ -80,6 +80,21 @@ utf8_valid(const char *p, size_t n)
 	uint32_t cp;
 
 	while (i < n) {
+		/* ASCII a word at a time: the common case by far. */
+		while (n - i >= sizeof(uint64_t)) {
+			uint64_t w;
+
+			memcpy(&w, u + i, sizeof(w));
+			if ((w & UINT64_C(0x8080808080808080)) != 0)
+				break;
+			i += sizeof(w);
+		}
+		if (i == n)
+			break;
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
 		if ((k = context_utf8_next(u + i, n - i, &cp)) == 0)
 			return 0;
 		i += k;
@@ -241,11 +256,39 @@ context_insp_next(struct context_insp *s)
 	return '\\';
 }
 
+/* 1 when Ruby's inspect leaves every byte of s as it is: printable
+ * ASCII other than '"', '\\' and '#'. */
+static int
+context_key_plain(struct str s)
+{
+	for (size_t i = 0; i < s.len; i++) {
+		uint8_t c = (uint8_t)s.p[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '#')
+			return 0;
+	}
+	return 1;
+}
+
 /* Bytewise comparison of the inspect texts of two keys (each followed by
  * '"'), the order of Ruby's sort_by over string-keyed pairs. */
 static int
 context_key_cmp(struct str a, struct str b)
 {
+	if (context_key_plain(a) && context_key_plain(b)) {
+		/* The inspect texts are the bytes themselves then '"'. */
+		size_t n = a.len < b.len ? a.len : b.len;
+		int d = n > 0 ? memcmp(a.p, b.p, n) : 0;
+
+		if (d != 0)
+			return d < 0 ? -1 : 1;
+		if (a.len == b.len)
+			return 0;
+		/* One is a prefix: its '"' meets the other's next byte. */
+		if (a.len < b.len)
+			return '"' < (uint8_t)b.p[n] ? -1 : 1;
+		return (uint8_t)a.p[n] < '"' ? -1 : 1;
+	}
 	struct context_insp x = { (const uint8_t *)a.p, a.len, 0, { 0 }, 0, 0, 0 };
 	struct context_insp y = { (const uint8_t *)b.p, b.len, 0, { 0 }, 0, 0, 0 };
 
@@ -274,8 +317,20 @@ context_json_str(struct buf *out, struct str s, enum ctx_style style)
 		return r;
 	while (i < s.len) {
 		char esc[7];
-		size_t en = 0;
+		size_t en = 0, run = i;
 
+		/* A run of ASCII that needs no escape goes out in one copy. */
+		while (run < s.len && p[run] >= 0x20 && p[run] < 0x80 &&
+		    p[run] != '"' && p[run] != '\\' &&
+		    (style != CTX_ACTIVESUPPORT || (p[run] != '<' &&
+		    p[run] != '>' && p[run] != '&')))
+			run++;
+		if (run > i) {
+			if ((r = buf_append(out, p + i, run - i)) != 0)
+				return r;
+			i = run;
+			continue;
+		}
 		if ((k = context_utf8_next(p + i, s.len - i, &c)) == 0)
 			return ERR_BAD_REQUEST;
 		switch (c) {

@@ -322,19 +322,74 @@ msg_request_fields(const msgpack_object **f, const uint8_t *body,
 	return 0;
 }
 
+struct msg_dec {
+	msgpack_zone zone;
+};
+
+struct msg_dec *
+msg_dec_new(void)
+{
+	struct msg_dec *d;
+
+	if ((d = malloc(sizeof(*d))) == NULL)
+		return NULL;
+	if (!msgpack_zone_init(&d->zone, MSGPACK_ZONE_CHUNK_SIZE)) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void
+msg_dec_free(struct msg_dec *d)
+{
+	if (d == NULL)
+		return;
+	msgpack_zone_destroy(&d->zone);
+	free(d);
+}
+
+static int msg_decode_request_zone(msgpack_zone *zone, const uint8_t *body,
+    size_t len, struct request *ret);
+
 int
 msg_decode_request(const uint8_t *body, size_t len, struct request *ret)
 {
-	const msgpack_object *f[RF__COUNT] = { NULL };
-	const msgpack_object *o;
 	msgpack_zone zone;
-	msgpack_object obj;
 	int r;
 
 	msg_request_init(ret);
 	if (!msgpack_zone_init(&zone, MSGPACK_ZONE_CHUNK_SIZE))
 		return ERR_NOMEM;
-	if ((r = msg_unpack(body, len, &zone, &obj, ret->why)) != 0)
+	r = msg_decode_request_zone(&zone, body, len, ret);
+	msgpack_zone_destroy(&zone);
+	return r;
+}
+
+int
+msg_decode_request_with(struct msg_dec *d, const uint8_t *body, size_t len,
+    struct request *ret)
+{
+	int r;
+
+	msg_request_init(ret);
+	r = msg_decode_request_zone(&d->zone, body, len, ret);
+	/* Keeps the first chunk; what is in it (object headers pointing
+	 * into body) is not looked at again. */
+	msgpack_zone_clear(&d->zone);
+	return r;
+}
+
+static int
+msg_decode_request_zone(msgpack_zone *zone, const uint8_t *body, size_t len,
+    struct request *ret)
+{
+	const msgpack_object *f[RF__COUNT] = { NULL };
+	const msgpack_object *o;
+	msgpack_object obj;
+	int r;
+
+	if ((r = msg_unpack(body, len, zone, &obj, ret->why)) != 0)
 		goto out;
 
 	/* The id first, so that every later failure can be answered to it. */
@@ -382,7 +437,6 @@ msg_decode_request(const uint8_t *body, size_t len, struct request *ret)
 	}
 	r = msg_request_fields(f, body, ret);
 out:
-	msgpack_zone_destroy(&zone);
 	return r;
 }
 
@@ -849,7 +903,22 @@ msg_encode_response(struct buf *out, const struct response *r)
 void
 msg_request_init(struct request *r)
 {
-	memset(r, 0, sizeof(*r));
+	/* Everything but the two pair arrays (4 KiB, read only up to n):
+	 * this runs for every request. */
+	r->id = 0;
+	r->has_id = 0;
+	r->op = 0;
+	r->key = STR_NULL;
+	r->ctx.present = 0;
+	r->ctx.n = 0;
+	r->new_ctx.present = 0;
+	r->new_ctx.n = 0;
+	r->plaintext = STR_NULL;
+	r->ciphertext = STR_NULL;
+	r->reason = STR_NULL;
+	r->audit_path = STR_NULL;
+	r->format = STR_NULL;
+	r->why[0] = '\0';
 }
 
 void

@@ -96,6 +96,15 @@ struct response {
  * ERR_TOO_LARGE or ERR_UNKNOWN_OP (has_id/id set when they could be read). */
 int msg_decode_request(const uint8_t *body, size_t len, struct request *ret);
 
+/* The same with memory kept between calls (the daemon decodes every
+ * request through one; it holds no request bytes between calls, only the
+ * decoder's own bookkeeping). NULL from msg_dec_new: out of memory. */
+struct msg_dec;
+struct msg_dec *msg_dec_new(void);
+void msg_dec_free(struct msg_dec *d);
+int msg_decode_request_with(struct msg_dec *d, const uint8_t *body,
+    size_t len, struct request *ret);
+
 /* Response (client side). Free with msg_response_done. */
 int msg_decode_response(const uint8_t *body, size_t len,
     struct response *ret);

@@ -79,16 +79,22 @@ int
 stored_format(uint32_t version, const uint8_t *blob, size_t n,
     struct buf *out)
 {
-	char pre[STORED_MAX_DIGITS + 3];
-	size_t start = out->len;
+	char pre[STORED_MAX_DIGITS + 3], digits[STORED_MAX_DIGITS];
+	size_t start = out->len, pn = 0, dn = 0;
 	int r;
 
 	/* Refuse what stored_parse would refuse, so every string written can
 	 * be read back. */
 	if (version < 1 || version > STORED_MAX_VERSION || n == 0)
 		return ERR_BAD_REQUEST;
-	snprintf(pre, sizeof(pre), "v%u:", (unsigned)version);
-	if ((r = buf_append_str(out, pre)) != 0 ||
+	/* "v%u:" by hand: this runs for every wrap. */
+	for (uint32_t v = version; v > 0; v /= 10)
+		digits[dn++] = (char)('0' + v % 10);
+	pre[pn++] = 'v';
+	while (dn > 0)
+		pre[pn++] = digits[--dn];
+	pre[pn++] = ':';
+	if ((r = buf_append(out, pre, pn)) != 0 ||
 	    (r = b64_encode(out, blob, n)) != 0) {
 		if (out->len > start)
 			OPENSSL_cleanse(out->data + start, out->len - start);

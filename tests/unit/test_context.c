@@ -329,6 +329,12 @@ static const struct {
 	{ "<k>", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", CTX_ACTIVESUPPORT,
 	    "{\"\\u003ck\\u003e\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}" },
 	{ "", "", CTX_ACTIVESUPPORT, "{\"\":\"\"}" },
+	/* Runs of plain ASCII around escapes (copied a run at a time). */
+	{ "model_name", "User <a@b> & \"q\" \\ tail\n", CTX_ACTIVESUPPORT,
+	    "{\"model_name\":\"User \\u003ca@b\\u003e \\u0026 \\\"q\\\" "
+	    "\\\\ tail\\n\"}" },
+	{ "model_name", "User <a@b> & tail", CTX_PLAIN,
+	    "{\"model_name\":\"User <a@b> & tail\"}" },
 };
 #define N_ESCAPES (sizeof(escapes) / sizeof(escapes[0]))
 
@@ -374,6 +380,11 @@ static const struct {
 	{ "\xf0\x90\x80\x80", 1 },	/* U+10000 */
 	{ "\xf4\x8f\xbf\xbf", 1 },	/* U+10FFFF */
 	{ "\x80", 0 },			/* stray continuation */
+	/* Past the word-at-a-time ASCII scan (8 bytes at a time). */
+	{ "0123456789abcdef\xc3\xa9 and more ascii", 1 },
+	{ "01234567\xed\xa0\x80", 0 },	/* surrogate after 8 */
+	{ "0123456789abcdefg\x80", 0 },
+	{ "012345678901234\xc3", 0 },	/* cut off after 15 */
 	{ "a\xbf", 0 },
 	{ "\xc0\x80", 0 },		/* overlong NUL */
 	{ "\xc1\xbf", 0 },		/* overlong */

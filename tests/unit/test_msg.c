@@ -350,6 +350,34 @@ START_TEST(test_bad_request)
 }
 END_TEST
 
+/* One reused decoder (the daemon's way) gives what a fresh one gives, for
+ * every bad request in turn and a good one after each. */
+START_TEST(test_reused_decoder)
+{
+	struct msg_dec *d = msg_dec_new();
+	struct request a, b;
+
+	ck_assert_ptr_nonnull(d);
+	for (size_t i = 0; i < N_BAD_REQUESTS; i++) {
+		mp(bad_requests[i].spec);
+		ck_assert_int_eq(msg_decode_request_with(d, body, body_len, &a),
+		    msg_decode_request(body, body_len, &b));
+		ck_assert_int_eq(a.has_id, b.has_id);
+		ck_assert_uint_eq(a.id, b.id);
+		ck_assert_str_eq(a.why, b.why);
+		mp("{5 \"id #7 \"op \"encrypt \"key \"k \"plaintext b3 "
+		    "\"context {2 \"a \"1 \"b \"2");
+		ck_assert_int_eq(msg_decode_request_with(d, body, body_len, &a),
+		    0);
+		ck_assert_uint_eq(a.id, 7);
+		ck_assert_int_eq(a.op, OP_ENCRYPT);
+		ck_assert_uint_eq(a.ctx.n, 2);
+		ck_assert_uint_eq(a.plaintext.len, 3);
+	}
+	msg_dec_free(d);
+}
+END_TEST
+
 START_TEST(test_context_pairs_limit)
 {
 	static char spec[4096];
@@ -1031,6 +1059,7 @@ suite(void)
 
 	t = tcase_create("request_decode");
 	tcase_add_loop_test(t, test_bad_request, 0, N_BAD_REQUESTS);
+	tcase_add_test(t, test_reused_decoder);
 	tcase_add_test(t, test_context_pairs_limit);
 	tcase_add_test(t, test_empty_body);
 	tcase_add_test(t, test_unknown_fields_ignored);
