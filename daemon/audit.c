@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +33,11 @@
 /* Upper bound of everything else with the context as its SHA-256: member
  * names, punctuation, time, numbers at their widest, prev (about 420). */
 #define AUDIT_FIXED_MAX 512
+/* Pending lines are flushed by the caller once a loop turn; the buffer
+ * is bounded (callers flush past AUDIT_FLUSH_AT) and given back when a
+ * burst has grown it past AUDIT_KEEP_CAP. */
+#define AUDIT_MAX_PENDING (AUDIT_FLUSH_AT + AUDIT_MAX_LINE + 1)
+#define AUDIT_KEEP_CAP (64 * 1024)
 /* Marks a string member cut to AUDIT_MAX_FIELD. */
 #define AUDIT_CUT_MARK "..."
 
@@ -52,7 +56,13 @@ struct audit {
 	int damaged;
 	enum audit_ctx_mode mode;
 	uint8_t hmac_key[AUDIT_HMAC_KEY_LEN];
+	/* The chain head after the last line appended (pending or not). */
 	char prev[AUDIT_HASH_HEX + 1];
+	/* Lines appended since the last flush, newlines included, and the
+	 * head as it was before the first of them (what the file ends with). */
+	struct buf pending;
+	size_t n_pending;
+	char committed[AUDIT_HASH_HEX + 1];
 };
 
 static void
@@ -104,6 +114,19 @@ audit_utf8_len(const uint8_t *p, size_t n)
 	return len;
 }
 
+/* 1 when p[0..n) can go between JSON quotes as it is and within
+ * AUDIT_MAX_FIELD: printable ASCII other than '"' and '\\'. */
+static int
+audit_plain(const uint8_t *p, size_t n)
+{
+	if (n > AUDIT_MAX_FIELD)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '"' || p[i] == '\\')
+			return 0;
+	return 1;
+}
+
 /*
  * s as a JSON string, or null. At most AUDIT_MAX_FIELD bytes between the
  * quotes: a longer string is cut after a whole character and ends with
@@ -123,11 +146,18 @@ audit_json_str(struct buf *b, const char *s)
 	int r;
 
 	if (s == NULL)
-		return buf_append_str(b, "null");
+		return buf_append(b, "null", 4);
+	n = strlen(s);
+	if (audit_plain(p, n)) {
+		/* Nothing to escape, nothing to cut: the usual case. */
+		if ((r = buf_append_byte(b, '"')) != 0 ||
+		    (r = buf_append(b, s, n)) != 0)
+			return r;
+		return buf_append_byte(b, '"');
+	}
 	if ((r = buf_append_byte(b, '"')) != 0)
 		return r;
 	start = b->len;
-	n = strlen(s);
 	while (n > 0) {
 		const void *out = p;
 		size_t in = 1, outlen = 1;
@@ -176,12 +206,18 @@ audit_json_str(struct buf *b, const char *s)
 static int
 audit_member(struct buf *b, const char *name)
 {
-	int r;
+	char m[32];
+	size_t n = strlen(name);
 
-	if ((r = buf_append_str(b, ",\"")) != 0 ||
-	    (r = buf_append_str(b, name)) != 0)
-		return r;
-	return buf_append_str(b, "\":");
+	/* ,"name": in one append (names are our own short literals). */
+	if (n + 4 > sizeof(m))
+		return ERR_INTERNAL;
+	m[0] = ',';
+	m[1] = '"';
+	memcpy(m + 2, name, n);
+	m[n + 2] = '"';
+	m[n + 3] = ':';
+	return buf_append(b, m, n + 4);
 }
 
 static int
@@ -197,13 +233,20 @@ audit_member_str(struct buf *b, const char *name, const char *s)
 static int
 audit_num(struct buf *b, intmax_t sv, uintmax_t uv, int is_signed)
 {
-	char num[32];
+	char num[24];
+	size_t i = sizeof(num);
+	int neg = is_signed && sv < 0;
 
+	/* By hand: every entry has four or five numbers. */
 	if (is_signed)
-		snprintf(num, sizeof(num), "%jd", sv);
-	else
-		snprintf(num, sizeof(num), "%ju", uv);
-	return buf_append_str(b, num);
+		uv = neg ? (uintmax_t)0 - (uintmax_t)sv : (uintmax_t)sv;
+	do {
+		num[--i] = (char)('0' + uv % 10);
+		uv /= 10;
+	} while (uv > 0);
+	if (neg)
+		num[--i] = '-';
+	return buf_append(b, num + i, sizeof(num) - i);
 }
 
 static int
@@ -279,10 +322,36 @@ audit_context(struct audit *a, const struct audit_entry *e, struct buf *b,
 	return buf_append_str(b, ",\"context_truncated\":true");
 }
 
-/* The whole line (no newline) into b, whose cap is AUDIT_MAX_LINE. */
+static int audit_build_line(struct audit *a, const struct audit_entry *e,
+    const char *time, struct buf *b, int digest);
+
+/* Put b back to len bytes, wiping what is cut off (contexts may carry
+ * application data). */
+static void
+audit_truncate(struct buf *b, size_t len)
+{
+	if (b->len > len) {
+		OPENSSL_cleanse(b->data + len, b->len - len);
+		b->len = len;
+	}
+}
+
+/* The whole line (no newline) appended to b from offset start: at most
+ * AUDIT_MAX_LINE bytes, else ERR_TOO_LARGE. */
 static int
 audit_build(struct audit *a, const struct audit_entry *e, const char *time,
-    struct buf *b, int digest)
+    struct buf *b, size_t start, int digest)
+{
+	int r;
+
+	if ((r = audit_build_line(a, e, time, b, digest)) != 0)
+		return r;
+	return b->len - start > AUDIT_MAX_LINE ? ERR_TOO_LARGE : 0;
+}
+
+static int
+audit_build_line(struct audit *a, const struct audit_entry *e,
+    const char *time, struct buf *b, int digest)
 {
 	int r;
 
@@ -331,15 +400,39 @@ audit_build(struct audit *a, const struct audit_entry *e, const char *time,
 static int
 audit_time(char *out, size_t outlen)
 {
+	/* The text up to the seconds is kept per second: only the
+	 * microseconds change between most entries. */
+	static time_t sec = -1;
+	static char head[32];
+	static size_t head_len;
 	struct timespec ts;
 	struct tm tm;
+	long us;
+	int n;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 ||
-	    gmtime_r(&ts.tv_sec, &tm) == NULL)
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
-	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000));
+	if (ts.tv_sec != sec) {
+		if (gmtime_r(&ts.tv_sec, &tm) == NULL)
+			return -1;
+		n = snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
+		if (n < 0 || (size_t)n >= sizeof(head))
+			return -1;
+		head_len = (size_t)n;
+		sec = ts.tv_sec;
+	}
+	if (outlen < head_len + 8)
+		return -1;
+	memcpy(out, head, head_len);
+	us = ts.tv_nsec / 1000;
+	for (int i = 5; i >= 0; i--) {
+		out[head_len + (size_t)i] = (char)('0' + us % 10);
+		us /= 10;
+	}
+	out[head_len + 6] = 'Z';
+	out[head_len + 7] = '\0';
 	return 0;
 }
 
@@ -361,45 +454,78 @@ audit_cut(struct audit *a, size_t done)
 }
 
 int
-audit_write(struct audit *a, const struct audit_entry *e)
+audit_append(struct audit *a, const struct audit_entry *e)
 {
-	struct buf b;
-	struct iovec iov[2];
 	char time[64];
-	ssize_t n;
-	int r = ERR_AUDIT_UNAVAILABLE, br;
+	size_t start;
+	int r;
 
-	buf_init(&b, AUDIT_MAX_LINE);
 	if (a == NULL || a->fd == -1 || a->damaged)
-		goto out;
+		return ERR_AUDIT_UNAVAILABLE;
 	if (audit_time(time, sizeof(time)) != 0)
-		goto out;
-	br = audit_build(a, e, time, &b, 0);
-	if (br == ERR_TOO_LARGE && a->mode == AUDIT_CTX_PLAIN &&
+		return ERR_AUDIT_UNAVAILABLE;
+	/* Built in place at the end of the pending lines. */
+	start = a->pending.len;
+	r = audit_build(a, e, time, &a->pending, start, 0);
+	if (r == ERR_TOO_LARGE && a->mode == AUDIT_CTX_PLAIN &&
 	    e->ctx_json != NULL) {
 		/* Only the context can overflow (see the _Static_assert). */
-		buf_clear(&b);
-		br = audit_build(a, e, time, &b, 1);
+		audit_truncate(&a->pending, start);
+		r = audit_build(a, e, time, &a->pending, start, 1);
 	}
-	if (br != 0)
-		goto out;
-	/* One write(2) of line and newline: O_APPEND puts it at the end as
-	 * one piece, so the file only ever grows by whole lines. */
-	iov[0].iov_base = b.data;
-	iov[0].iov_len = b.len;
-	iov[1].iov_base = (void *)"\n";
-	iov[1].iov_len = 1;
+	if (r != 0 || (r = buf_append_byte(&a->pending, '\n')) != 0) {
+		audit_truncate(&a->pending, start);
+		return ERR_AUDIT_UNAVAILABLE;
+	}
+	if (a->n_pending++ == 0)
+		memcpy(a->committed, a->prev, sizeof(a->prev));
+	auditchain_hash((const char *)a->pending.data + start,
+	    a->pending.len - start - 1, a->prev);
+	return 0;
+}
+
+int
+audit_flush(struct audit *a)
+{
+	ssize_t n;
+	int r = 0;
+
+	if (a == NULL || a->n_pending == 0)
+		return 0;
+	/* One write(2): O_APPEND puts the lines at the end as one piece, so
+	 * the file only ever grows by whole lines. */
 	do
-		n = writev(a->fd, iov, 2);
+		n = write(a->fd, a->pending.data, a->pending.len);
 	while (n == -1 && errno == EINTR);
-	if (n == (ssize_t)(b.len + 1)) {
-		auditchain_hash((const char *)b.data, b.len, a->prev);
-		r = 0;
-	} else if (n > 0)
-		audit_cut(a, (size_t)n);
-out:
-	buf_done(&b);
+	if (n != (ssize_t)a->pending.len) {
+		if (n > 0)
+			audit_cut(a, (size_t)n);
+		/* None of them is in the file: the chain goes on from the
+		 * last line that is. */
+		memcpy(a->prev, a->committed, sizeof(a->prev));
+		r = ERR_AUDIT_UNAVAILABLE;
+	}
+	a->n_pending = 0;
+	buf_clear(&a->pending);
+	if (a->pending.cap > AUDIT_KEEP_CAP)
+		buf_done(&a->pending);
 	return r;
+}
+
+size_t
+audit_pending(const struct audit *a)
+{
+	return a == NULL ? 0 : a->pending.len;
+}
+
+int
+audit_write(struct audit *a, const struct audit_entry *e)
+{
+	int r;
+
+	if ((r = audit_append(a, e)) != 0)
+		return r;
+	return audit_flush(a);
 }
 
 /*
@@ -559,6 +685,7 @@ audit_open(const char *path, enum audit_ctx_mode mode,
 		goto out;
 	/* An existing file continues its own chain; a new one starts it. */
 	memcpy(a->prev, has_tail ? tail : AUDIT_GENESIS, sizeof(a->prev));
+	buf_init(&a->pending, AUDIT_MAX_PENDING);
 	*ret = a;
 	a = NULL;
 	r = 0;
@@ -574,6 +701,11 @@ audit_reopen(struct audit *a, char *err, size_t errlen)
 	int fd = -1, has_tail = 0;
 
 	snprintf(err, errlen, "%s", "");
+	if (a->n_pending != 0) {
+		/* The caller flushes first (its answers wait on the result). */
+		snprintf(err, errlen, "entries not yet written");
+		return -1;
+	}
 	if (audit_open_file(a->path, &fd, tail, &has_tail, err, errlen) != 0)
 		return -1;
 	if (a->fd != -1)
@@ -604,6 +736,9 @@ audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	/* Lines not flushed were never answered for: nothing is lost by
+	 * dropping them, and they may hold contexts. */
+	buf_done(&a->pending);
 	if (a->fd != -1)
 		close(a->fd);
 	free(a->path);

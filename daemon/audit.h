@@ -71,12 +71,26 @@ struct audit_entry {
  * refused (0 or -1 with err). */
 int audit_open(const char *path, enum audit_ctx_mode mode,
     const uint8_t *hmac_key, struct audit **ret, char *err, size_t errlen);
-/* 0, or ERR_AUDIT_UNAVAILABLE when the line could not be written. Strings
- * are escaped; invalid UTF-8 in them becomes U+FFFD. After a short write
- * that could not be cut off again every write fails until audit_reopen. */
+/*
+ * Entries are appended to a batch that one audit_flush writes with one
+ * write(2); the daemon flushes once a loop turn and sends the answers of
+ * the batch only after it. audit_append: 0, or ERR_AUDIT_UNAVAILABLE when
+ * the line cannot be built or the log is unusable. audit_flush: 0, or
+ * ERR_AUDIT_UNAVAILABLE when the batch did not reach the file; then none
+ * of its lines is in the file and the chain goes on from the last line
+ * that is. Strings are escaped; invalid UTF-8 in them becomes U+FFFD.
+ * After a short write that could not be cut off again every append fails
+ * until audit_reopen. audit_pending: bytes appended and not yet flushed
+ * (callers flush at AUDIT_FLUSH_AT). audit_write: append, then flush.
+ */
+#define AUDIT_FLUSH_AT (256 * 1024)
+int audit_append(struct audit *a, const struct audit_entry *e);
+int audit_flush(struct audit *a);
+size_t audit_pending(const struct audit *a);
 int audit_write(struct audit *a, const struct audit_entry *e);
 /* Reopen the same path (after rotation), keeping the chain. 0 or -1; on
- * -1 the old descriptor stays in use. err is "" on a plain success and
+ * -1 the old descriptor stays in use. Refused while entries are pending
+ * (flush first). err is "" on a plain success and
  * says so when the file's last line is not the one kmsd wrote last (the
  * chain then continues from the file's last line). */
 int audit_reopen(struct audit *a, char *err, size_t errlen);

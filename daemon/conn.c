@@ -40,13 +40,13 @@ static void conn_process(struct conn *c);
 static size_t conn_frames(struct conn *c, const uint8_t *data, size_t len);
 static void conn_update(struct conn *c);
 
-static void
+void
 conn_flush(struct conn *c)
 {
 	ssize_t n;
 
-	while (c->out.len > 0) {
-		n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+	while (c->out_ready > 0) {
+		n = send(c->fd, c->out.data, c->out_ready, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -57,6 +57,9 @@ conn_flush(struct conn *c)
 			return;
 		}
 		buf_consume(&c->out, (size_t)n);
+		c->out_ready -= (size_t)n;
+		for (size_t i = 0; i < c->n_held; i++)
+			c->held[i].end -= (size_t)n;
 	}
 	conn_update(c);
 }
@@ -94,7 +97,7 @@ conn_update(struct conn *c)
 	else if (!want_read && c->reading)
 		event_del(c->rev);
 	c->reading = want_read;
-	if (c->out.len > 0)
+	if (c->out_ready > 0)
 		event_add(c->wev, NULL);
 	else
 		event_del(c->wev);
@@ -302,15 +305,98 @@ conn_process(struct conn *c)
 void
 conn_respond(struct conn *c, const struct response *r)
 {
-	int rc;
+	struct conn_held *h;
+	int rc, audited = c->audited;
 
+	c->audited = 0;
 	if (c->dead)
 		return;
 	if ((rc = msg_encode_response(&c->out, r)) != 0) {
 		log_err("conn %llu: cannot encode a response: %s",
 		    (unsigned long long)c->serial, err_str(rc));
 		conn_kill(c, "response too large");
+		return;
 	}
+	if (!audited && c->n_held == 0) {
+		c->out_ready = c->out.len;
+		return;
+	}
+	/* Wait for the audit batch; later answers wait behind it so they
+	 * keep their order. */
+	if (c->n_held == c->cap_held) {
+		size_t ncap = c->cap_held == 0 ? 8 : 2 * c->cap_held;
+
+		if ((h = reallocarray(c->held, ncap, sizeof(*h))) == NULL) {
+			conn_kill(c, "out of memory");
+			return;
+		}
+		c->held = h;
+		c->cap_held = ncap;
+	}
+	h = &c->held[c->n_held++];
+	h->end = c->out.len;
+	h->id = r->id;
+	h->audited = audited;
+	if (!c->held_listed) {
+		TAILQ_INSERT_TAIL(&c->srv->held, c, held_entry);
+		c->held_listed = 1;
+	}
+}
+
+void
+conn_release(struct conn *c, int failed)
+{
+	struct response rs;
+	struct buf tail;
+	size_t start = c->out_ready;
+	int rc = 0;
+
+	if (c->held_listed) {
+		TAILQ_REMOVE(&c->srv->held, c, held_entry);
+		c->held_listed = 0;
+	}
+	if (c->dead)
+		return;
+	if (failed) {
+		/* Rebuild the held part: each audited answer becomes
+		 * audit_unavailable (no key, no plaintext), the others stay
+		 * as they were. */
+		buf_init(&tail, CONN_OUT_MAX);
+		for (size_t i = 0; i < c->n_held && rc == 0; i++) {
+			const struct conn_held *h = &c->held[i];
+
+			if (h->audited) {
+				msg_response_init(&rs);
+				rs.id = h->id;
+				rs.error = ERR_AUDIT_UNAVAILABLE;
+				rs.message.p = "audit log unavailable";
+				rs.message.len = strlen(rs.message.p);
+				rc = msg_encode_response(&tail, &rs);
+			} else
+				rc = buf_append(&tail, c->out.data + start,
+				    h->end - start);
+			start = h->end;
+		}
+		/* Wipes what the failed answers carried. */
+		OPENSSL_cleanse(c->out.data + c->out_ready,
+		    c->out.len - c->out_ready);
+		c->out.len = c->out_ready;
+		if (rc == 0)
+			rc = buf_append(&c->out, tail.data, tail.len);
+		buf_done(&tail);
+		if (rc != 0) {
+			c->n_held = 0;
+			conn_kill(c, "out of memory");
+			return;
+		}
+	}
+	c->n_held = 0;
+	if (c->cap_held > 64) {
+		free(c->held);
+		c->held = NULL;
+		c->cap_held = 0;
+	}
+	c->out_ready = c->out.len;
 }
 
 void
@@ -381,6 +467,11 @@ conn_kill(struct conn *c, const char *why)
 	event_del(c->wev);
 	event_del(c->timer);
 	event_del(c->more);
+	if (c->held_listed) {
+		TAILQ_REMOVE(&s->held, c, held_entry);
+		c->held_listed = 0;
+	}
+	c->n_held = 0;
 	close(c->fd);
 	c->fd = -1;
 	TAILQ_REMOVE(&s->conns, c, entry);
@@ -416,6 +507,7 @@ conn_free(struct conn *c)
 		event_free(c->more);
 	buf_done(&c->in);
 	buf_done(&c->out);
+	free(c->held);
 	peer_done(&c->peer);
 	free(c);
 }

@@ -183,7 +183,8 @@ main_reload(struct server *s, char *err, size_t errlen)
 		goto fail;
 	if (server_reconfigure(s, cfg, err, errlen) != 0)
 		goto fail;
-	/* Committed. */
+	/* Committed. Entries batched so far go to the file open now. */
+	server_commit(s);
 	if (same_audit) {
 		char aerr[256] = "";
 
@@ -231,6 +232,7 @@ main_usr1_cb(evutil_socket_t sig, short what, void *arg)
 
 	if (s->audit == NULL)
 		return;
+	server_commit(s);
 	if (audit_reopen(s->audit, err, sizeof(err)) != 0)
 		log_err("audit log %s: reopen failed: %s", s->cfg->audit_log,
 		    err);
@@ -454,9 +456,20 @@ main(int argc, char **argv)
 	    srv.cfg->n_keys, srv.n_lst);
 	sd_notify(0, "READY=1");
 	main_status(&srv);
-	if (event_base_dispatch(base) < 0) {
-		log_err("event loop failed");
-		goto out;
+	/* One loop turn at a time: after each, the audit entries of the
+	 * turn go out in one write and the answers waiting on them follow
+	 * (server_commit). */
+	for (;;) {
+		int lr = event_base_loop(base, EVLOOP_ONCE);
+
+		server_commit(&srv);
+		if (lr < 0) {
+			log_err("event loop failed");
+			goto out;
+		}
+		if (lr == 1 || event_base_got_break(base) ||
+		    event_base_got_exit(base))
+			break;
 	}
 	rc = 0;
 	log_info("stopped");

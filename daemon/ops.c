@@ -214,11 +214,17 @@ ops_record(struct conn *c, int op, struct str key, int configured,
 		e.error = err != 0 ? err_code(err) : NULL;
 		e.detail = detail;
 		e.duration_us = ops_now_us() - t0_us;
-		if ((r = audit_write(s->audit, &e)) != 0)
+		/* A big batch is written now; otherwise at the end of the
+		 * loop turn, and the answer waits for it (c->audited). */
+		if (audit_pending(s->audit) >= AUDIT_FLUSH_AT)
+			server_commit(s);
+		if ((r = audit_append(s->audit, &e)) != 0)
 			log_err("audit log %s: cannot write the entry for %s "
 			    "by uid %u pid %d: answering audit_unavailable",
 			    s->cfg->audit_log, op_name(op),
 			    (unsigned)c->peer.uid, (int)c->peer.pid);
+		else
+			c->audited = 1;
 	}
 	stats_count(s->stats, op, configured && key.p != NULL ? keybuf : NULL,
 	    c->lst->name, c->peer.uid, res, ops_now_s());
@@ -714,7 +720,11 @@ ops_breaker(struct conn *c, const struct key *k, const struct cfg_key *ck,
 		e.result = "ok";
 		e.detail = reason;
 		e.duration_us = ops_now_us() - t0_us;
-		if (audit_write(s->audit, &e) != 0)
+		/* Written with the loop turn's batch (server_commit logs a
+		 * batch that cannot be written). */
+		if (audit_pending(s->audit) >= AUDIT_FLUSH_AT)
+			server_commit(s);
+		if (audit_append(s->audit, &e) != 0)
 			log_err("audit log: cannot record the breaker trip");
 	}
 	/* Off in memory even when the disk refuses (logged there). */

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
@@ -334,6 +335,7 @@ server_init(struct server *s, struct event_base *base, struct config *cfg,
 	s->kr = kr;
 	TAILQ_INIT(&s->conns);
 	TAILQ_INIT(&s->dead);
+	TAILQ_INIT(&s->held);
 	TAILQ_INIT(&s->gone);
 	if ((s->reaper = event_new(base, -1, 0, server_reap_cb, s)) == NULL ||
 	    (s->dec = msg_dec_new()) == NULL)
@@ -543,6 +545,27 @@ server_drain(struct server *s)
 	s->drain_timer = evtimer_new(s->base, server_drain_timeout_cb, s);
 	if (s->drain_timer == NULL || evtimer_add(s->drain_timer, &tv) != 0)
 		event_base_loopbreak(s->base);
+}
+
+void
+server_commit(struct server *s)
+{
+	struct conn *c;
+	size_t bytes = audit_pending(s->audit);
+	int failed = 0;
+
+	if (bytes > 0 && audit_flush(s->audit) != 0) {
+		log_err("audit log %s: cannot write %zu bytes of entries: "
+		    "answering audit_unavailable to the operations they "
+		    "record", s->cfg->audit_log, bytes);
+		failed = 1;
+	}
+	while ((c = TAILQ_FIRST(&s->held)) != NULL) {
+		conn_release(c, failed);
+		/* One being handled sends at the end of its own turn. */
+		if (!c->dead && !c->processing)
+			conn_flush(c);
+	}
 }
 
 void

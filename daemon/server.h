@@ -99,6 +99,23 @@ struct conn {
 	int dead;
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, job) ops;		/* in flight, detached when dead */
+	/* Answers wait in out until the audit batch they depend on is
+	 * written (server_commit): only out[0..out_ready) may be sent. Each
+	 * held answer is recorded, so a batch that fails can be answered
+	 * audit_unavailable instead. */
+	size_t out_ready;
+	struct conn_held *held;
+	size_t n_held, cap_held;
+	int audited;			/* ops_record: the next answer waits */
+	int held_listed;		/* on srv->held */
+	TAILQ_ENTRY(conn) held_entry;
+};
+
+/* One answer in a connection's output waiting for the audit batch. */
+struct conn_held {
+	size_t end;			/* offset in out just past it */
+	uint64_t id;
+	int audited;			/* else held only to keep the order */
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -130,6 +147,7 @@ struct server {
 	struct listener **lst;		/* stable addresses: conns point here */
 	struct conn_list conns;
 	struct conn_list dead;
+	TAILQ_HEAD(, conn) held;	/* conns with answers held for audit */
 	TAILQ_HEAD(, listener) gone;	/* removed by reload, freed at exit */
 	struct event *reaper;
 	struct event *drain_timer;
@@ -150,6 +168,10 @@ int server_reconfigure(struct server *s, struct config *cfg, char *err,
 /* SIGTERM: stop accepting, remove socket files, let requests in flight
  * finish (up to SERVER_DRAIN_MS), then break the loop. */
 void server_drain(struct server *s);
+/* Write the audit batch, then release the answers that waited for it
+ * (as audit_unavailable when it could not be written). Called at the end
+ * of every loop turn, and before the audit log is reopened or closed. */
+void server_commit(struct server *s);
 void server_free(struct server *s);
 
 /* peer.c */
@@ -162,8 +184,14 @@ void peer_id(const struct peer *p, struct peer_id *ret);
 /* conn.c */
 /* Takes over fd and the peer's owned fields. */
 void conn_new(struct listener *l, int fd, struct peer *peer);
-/* Encode and queue a response. */
+/* Encode and queue a response. It waits for server_commit when ops_record
+ * just audited it (c->audited) or earlier answers of c wait. */
 void conn_respond(struct conn *c, const struct response *r);
+/* Send what may be sent; re-arm events and timers to match. */
+void conn_flush(struct conn *c);
+/* server_commit's part: release c's held answers; failed: the audit batch
+ * was not written. */
+void conn_release(struct conn *c, int failed);
 /* An op of c finished (after its response was queued). */
 void conn_op_finished(struct conn *c);
 /* Mark dead and schedule the free. */

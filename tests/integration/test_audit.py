@@ -6,8 +6,11 @@ import base64
 import json
 import os
 import signal
+import struct
 import subprocess
 import time
+
+import msgpack
 
 from harness import KMSCTL, Kmsd, Raw, case, check, eq, run_cases
 
@@ -162,6 +165,37 @@ def full_disk_fails_closed():
         eq(r.call({"id": 4, "op": "hello"})["id"], 4)
         r.close()
         check("audit_unavailable" in k.logtext())
+    with_kmsd(t, cfg)
+
+
+@case
+def failed_batch_answers_each_entry_in_order():
+    # Pipelined requests in one write are audited as one batch (one
+    # write(2) per loop turn); when it cannot be written every audited
+    # answer in it becomes audit_unavailable, the others stay, in order.
+    cfg = CONFIG.replace("audit_log = {dir}/audit.log",
+                         "audit_log = /dev/full")
+
+    def t(k):
+        r = Raw(k.path("app.sock"))
+        reqs = [{"id": 1, "op": "hello"},
+                {"id": 2, "op": "generate", "key": "default"},
+                {"id": 3, "op": "hello"},
+                {"id": 4, "op": "encrypt", "key": "default",
+                 "plaintext": b"secret"},
+                {"id": 5, "op": "generate", "key": "nope"},
+                {"id": 6, "op": "hello"}]
+        body = [msgpack.packb(q, use_bin_type=True) for q in reqs]
+        r.send_bytes(b"".join(struct.pack(">I", len(b)) + b for b in body))
+        got = [r.recv() for _ in reqs]
+        eq([g["id"] for g in got], [q["id"] for q in reqs])
+        for q, g in zip(reqs, got):
+            if q["op"] == "hello":
+                check("error" not in g and "version" in g, g)
+            else:
+                eq(g["error"]["code"], "audit_unavailable", g)
+                check("plaintext" not in g and "ciphertext" not in g, g)
+        r.close()
     with_kmsd(t, cfg)
 
 

@@ -4,6 +4,7 @@ hangs, fails and recovers, resets mid-body or sends garbage; an audit log
 that stops being writable while running; a state directory that cannot
 take the kill switch; a broken config on SIGHUP; SIGTERM with 100 requests
 in flight. After each, the daemon still serves."""
+import json
 import os
 import resource
 import signal
@@ -180,6 +181,50 @@ def audit_log_stops_being_writable_then_recovers():
         local_ok(k)
         p = kmsctl(k.path("app.sock"), "audit", "verify",
                    k.path("audit.log.1"), k.path("audit.log"))
+        eq(p.returncode, 0, p.stderr)
+    finally:
+        stop(k, fake)
+
+
+@case
+def audit_limit_hit_inside_a_pipelined_batch():
+    # Rounds of 25 pipelined generates (one batch or a few) until the
+    # file-size limit is reached: every answer that carries a key has its
+    # line in the file, none of the others does, and the chain verifies.
+    fake = FaultKMS()
+    cap = 48 * 1024
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+    k = start(fake, preexec=limit)
+    try:
+        r = Raw(k.path("app.sock"))
+        ok = set()
+        for rnd in range(400):
+            base = 1 + rnd * 25
+            body = b"".join(
+                struct.pack(">I", len(b)) + b for b in
+                (msgpack.packb({"id": base + i, "op": "generate",
+                                "key": "local"}) for i in range(25)))
+            r.send_bytes(body)
+            for i in range(25):
+                resp = r.recv()
+                eq(resp["id"], base + i)
+                if "error" in resp:
+                    eq(code(resp), "audit_unavailable")
+                    check("plaintext" not in resp)
+                else:
+                    ok.add(resp["id"])
+            if len(ok) < (rnd + 1) * 25:
+                break
+        check(0 < len(ok) < (rnd + 1) * 25, f"{len(ok)} answered")
+        r.close()
+        with open(k.path("audit.log")) as f:
+            lines = [json.loads(x) for x in f if '"op":"generate"' in x]
+        eq(len(lines), len(ok))
+        p = kmsctl(k.path("app.sock"), "audit", "verify",
+                   k.path("audit.log"))
         eq(p.returncode, 0, p.stderr)
     finally:
         stop(k, fake)
