@@ -127,6 +127,15 @@ conn_update(struct conn *c)
 	event_add(c->timer, &tv);
 }
 
+/* After handling c's input or a completion: answers queued now go out
+ * with the turn's commit (which also re-arms c); otherwise re-arm now. */
+static void
+conn_settle(struct conn *c)
+{
+	if (!c->dead && !c->held_listed)
+		conn_flush(c);
+}
+
 /*
  * Bytes are read into one buffer shared by every connection and handled
  * from there; only a partial frame left at the end is copied into the
@@ -156,8 +165,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			conn_kill(c, "out of memory");
 		OPENSSL_cleanse(conn_scratch, (size_t)n);
 		c->processing = 0;
-		if (!c->dead)
-			conn_flush(c);
+		conn_settle(c);
 		return;
 	}
 	room = CONN_IN_MAX - c->in.len;
@@ -298,8 +306,7 @@ conn_process(struct conn *c)
 		buf_clear(&c->in);
 	}
 	c->processing = 0;
-	if (!c->dead)
-		conn_flush(c);
+	conn_settle(c);
 }
 
 void
@@ -317,12 +324,11 @@ conn_respond(struct conn *c, const struct response *r)
 		conn_kill(c, "response too large");
 		return;
 	}
-	if (!audited && c->n_held == 0) {
-		c->out_ready = c->out.len;
-		return;
-	}
-	/* Wait for the audit batch; later answers wait behind it so they
-	 * keep their order. */
+	/* Every answer waits for the end of the loop turn (server_commit):
+	 * all the answers of a turn then go out together, after the turn's
+	 * audit batch, instead of one wake-up of the client per answer. An
+	 * audited one is answered audit_unavailable instead if the batch
+	 * fails, so each is recorded. */
 	if (c->n_held == c->cap_held) {
 		size_t ncap = c->cap_held == 0 ? 8 : 2 * c->cap_held;
 
@@ -409,7 +415,7 @@ conn_op_finished(struct conn *c)
 	 * be waiting in c->in. */
 	if (c->in.len > 0)
 		event_active(c->more, EV_READ, 0);
-	conn_flush(c);
+	conn_settle(c);
 }
 
 void

@@ -99,9 +99,10 @@ struct conn {
 	int dead;
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, job) ops;		/* in flight, detached when dead */
-	/* Answers wait in out until the audit batch they depend on is
-	 * written (server_commit): only out[0..out_ready) may be sent. Each
-	 * held answer is recorded, so a batch that fails can be answered
+	/* Answers wait in out until the end of the loop turn, after the
+	 * turn's audit batch is written (server_commit): only
+	 * out[0..out_ready) may be sent. Each held answer is recorded, so
+	 * the audited ones of a batch that fails can be answered
 	 * audit_unavailable instead. */
 	size_t out_ready;
 	struct conn_held *held;
@@ -184,8 +185,9 @@ void peer_id(const struct peer *p, struct peer_id *ret);
 /* conn.c */
 /* Takes over fd and the peer's owned fields. */
 void conn_new(struct listener *l, int fd, struct peer *peer);
-/* Encode and queue a response. It waits for server_commit when ops_record
- * just audited it (c->audited) or earlier answers of c wait. */
+/* Encode and queue a response; it is sent by server_commit at the end of
+ * the loop turn (after the turn's audit batch, which it depends on when
+ * ops_record just audited it: c->audited). */
 void conn_respond(struct conn *c, const struct response *r);
 /* Send what may be sent; re-arm events and timers to match. */
 void conn_flush(struct conn *c);

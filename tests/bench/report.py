@@ -89,6 +89,11 @@ def fake_latency(by):
     return a["med"] / 1e6 if a else FAKE_LATENCY_S
 
 
+def split_place(res):
+    return (f"server pinned to CPU {res.get('pin_cpu', 0)}, client to CPU "
+            f"{res.get('client_cpu', 1)}")
+
+
 def targets(res, by):
     """(target, measured, limit, placement, PASS/FAIL/None) rows."""
     rows = []
@@ -111,25 +116,35 @@ def targets(res, by):
         add(f"{kind} ping-pong p50 / ssh-agent p50",
             ratio(by, f"kmsd/{kind}/pp", "ssh/pp", "p50_us"), "≤ 1.0x", pin,
             lambda v: v <= 1.0)
+    # Throughput is judged with client and server on one core: stable
+    # from run to run, and it charges kmsd for every microsecond of CPU.
+    # The split placement (tables below) varies by 2-5x between
+    # repetitions on this VM (cross-core wake-ups), so it is shown, not
+    # judged.
+    pre, tplace = "", pin
     for kind in ("wrap", "unwrap", "hello"):
         for sh in ("c8", "c64"):
             add(f"{kind} {SHAPE_LABEL[sh]} throughput / bare echo",
-                ratio(by, f"kmsd/{kind}/{sh}", f"echo/{sh}", "ops_per_s"),
-                "≥ 0.70x", pin + "; one client thread (epoll)",
+                ratio(by, f"{pre}kmsd/{kind}/{sh}", f"{pre}echo/{sh}",
+                      "ops_per_s"),
+                "≥ 0.70x", tplace + "; one client thread (epoll)",
                 lambda v: v >= 0.70)
     for kind in ("wrap", "unwrap", "hello"):
         for sh in ("d16", "d64"):
             add(f"{kind} {SHAPE_LABEL[sh]} throughput / bare echo",
-                ratio(by, f"kmsd/{kind}/{sh}", f"echo/{sh}", "ops_per_s"),
-                "≥ 0.50x", pin, lambda v: v >= 0.50)
+                ratio(by, f"{pre}kmsd/{kind}/{sh}", f"{pre}echo/{sh}",
+                      "ops_per_s"),
+                "≥ 0.50x", tplace, lambda v: v >= 0.50)
     for s in res.get("syscalls", []):
         if s["target"].startswith("kmsd") and s["shape"] in ("c8", "c64") \
                 and s["per_request"] is not None:
             a = {"med": s["per_request"], "min": s["per_request"],
                  "max": s["per_request"], "n": 1}
+            place = split_place(res) if s.get("placement") == "split" \
+                else pin
             add(f"syscalls per request, {s['target']} {s['kind']} "
-                f"{SHAPE_LABEL[s['shape']]}", a, "≤ 2.5", pin + f" ({s['tool']})",
-                lambda v: v <= 2.5, 2, "")
+                f"{SHAPE_LABEL[s['shape']]}", a, "≤ 2.5",
+                place + f" ({s['tool']})", lambda v: v <= 2.5, 2, "")
     # KMS path.
     kplace = "unpinned (client, kmsd, nginx share both CPUs)"
     add("KMS path, 64 concurrent: kmsd / direct libcurl multi",
@@ -197,12 +212,14 @@ def write_plot(outdir, res, by):
     # Panel 2: throughput relative to the floor, per shape.
     with open(os.path.join(d, "tput.dat"), "w") as f:
         f.write("# shape hello wrap unwrap\n")
-        for sh in ("c8", "c64", "d16", "d64"):
-            vals = []
-            for kind in ("hello", "wrap", "unwrap"):
-                a = ratio(by, f"kmsd/{kind}/{sh}", f"echo/{sh}", "ops_per_s")
-                vals.append(f"{100 * a['med']:.1f}" if a else "0")
-            f.write(f'"{sh}" {" ".join(vals)}\n')
+        for pre, tag in (("split/", "split"), ("", "shared")):
+            for sh in ("c8", "c64", "d16", "d64"):
+                vals = []
+                for kind in ("hello", "wrap", "unwrap"):
+                    a = ratio(by, f"{pre}kmsd/{kind}/{sh}",
+                              f"{pre}echo/{sh}", "ops_per_s")
+                    vals.append(f"{100 * a['med']:.1f}" if a else "0")
+                f.write(f'"{sh} {tag}" {" ".join(vals)}\n')
     # Panels 3, 4: KMS path throughput vs concurrency.
     limit = res.get("aws_max_inflight", DEFAULT_MAX_INFLIGHT)
     with open(os.path.join(d, "kms.dat"), "w") as f:
@@ -234,11 +251,11 @@ set yrange [0:*]
 set xrange [-0.6:*]
 plot "{d}/pp.dat" using 0:2:xtic(1) with boxes notitle lc rgb "#4477aa", \\
      "" using 0:2:3:4 with yerrorbars notitle lc rgb "black" pt 0
-set title "kmsd throughput as % of the bare echo server (same shape)"
+set title "kmsd throughput as % of the bare echo server (same shape and placement)"
 set style data histograms
 set style histogram clustered gap 1
 set xtics norotate
-set xrange [-0.6:3.6]
+set xrange [-0.6:7.6]
 set yrange [0:*]
 set key top right
 plot "{d}/tput.dat" using 2:xtic(1) title "hello", "" using 3 title "wrap", \\
@@ -300,10 +317,17 @@ def write(outdir, res):
       f"CPUs {lb.get('cpu_busy_pct')}% busy; after, {la.get('loadavg')}, "
       f"{la.get('cpu_busy_pct')}% busy. Other work on the machine shows as "
       f"spread; the ratios are what is judged.")
-    w(f"- Placement: on the Unix socket, client and server both pinned to "
-      f"CPU {res.get('pin_cpu')} (sched_setaffinity; on this VM a wake-up "
-      f"across cores costs tens of µs and would measure the hypervisor). "
-      f"KMS path: unpinned.")
+    w(f"- Placement (sched_setaffinity): every server on the Unix socket "
+      f"is pinned to CPU {res.get('pin_cpu')}. Ping-pong: the client on the "
+      f"same core (on this VM a wake-up across cores costs tens of µs and "
+      f"would measure the hypervisor). Several clients and pipelining: "
+      f"measured twice, with the client on CPU {res.get('client_cpu', 1)} "
+      f"(\"split\": the server has a core of its own, as a daemon does) "
+      f"and on the server's core (\"shared\": client and server compete "
+      f"for one core, so the figure is the CPU a request costs both; "
+      f"these are judged: on this VM split runs vary by 2-5x between "
+      f"repetitions, cross-core wake-ups being slow and erratic). KMS "
+      f"path: unpinned.")
     w("")
     w("## Targets (issue 8, item 2)")
     w("")
@@ -330,20 +354,25 @@ def write(outdir, res):
     w("| target | op | shape | p50 µs | p99 µs | ops/s | vs floor (ops/s) |")
     w("| --- | --- | --- | --- | --- | --- | --- |")
     order = []
-    for sh in ("pp", "c8", "c64", "d16", "d64"):
-        order.append((f"echo/{sh}", "echo", "-", sh))
-        if sh in ("pp", "c8"):
-            order.append((f"ssh/{sh}", "ssh", "identities", sh))
-        for kind in ("hello", "wrap", "unwrap"):
-            order.append((f"kmsd/{kind}/{sh}", "kmsd", kind, sh))
-        for kind in ("wrap", "unwrap"):
-            order.append((f"kmsd-audit/{kind}/{sh}", "kmsd-audit", kind, sh))
-    for rid, tgt, kind, sh in order:
+    for pre in ("split/", ""):
+        for sh in ("pp", "c8", "c64", "d16", "d64"):
+            order.append((f"{pre}echo/{sh}", "echo", "-", sh, pre))
+            if sh in ("pp", "c8"):
+                order.append((f"{pre}ssh/{sh}", "ssh", "identities", sh,
+                              pre))
+            for kind in ("hello", "wrap", "unwrap"):
+                order.append((f"{pre}kmsd/{kind}/{sh}", "kmsd", kind, sh,
+                              pre))
+            for kind in ("wrap", "unwrap"):
+                order.append((f"{pre}kmsd-audit/{kind}/{sh}", "kmsd-audit",
+                              kind, sh, pre))
+    for rid, tgt, kind, sh, pre in order:
         if rid not in by:
             continue
-        rel = ratio(by, rid, f"echo/{sh}", "ops_per_s") \
+        rel = ratio(by, rid, f"{pre}echo/{sh}", "ops_per_s") \
             if tgt != "echo" else None
-        w(f"| {LABEL[tgt]} | {kind} | {SHAPE_LABEL[sh]} | "
+        where = "split" if pre else ("shared" if sh != "pp" else "same core")
+        w(f"| {LABEL[tgt]} | {kind} | {SHAPE_LABEL[sh]}, {where} | "
           f"{fmt(field(by, rid, 'p50_us'))} | "
           f"{fmt(field(by, rid, 'p99_us'))} | "
           f"{fmt_k(field(by, rid, 'ops_per_s'))} | "
@@ -362,7 +391,8 @@ def write(outdir, res):
             calls = ", ".join(f"{k} {v}" for k, v in
                               list(s["by_call"].items())[:7])
             w(f"| {LABEL.get(s['target'], s['target'])} | {s['kind']} | "
-              f"{SHAPE_LABEL[s['shape']]} | {s['per_request']} | {calls} |")
+              f"{SHAPE_LABEL[s['shape']]}, {s.get('placement', 'shared')} | "
+              f"{s['per_request']} | {calls} |")
     if res.get("alloc"):
         w("")
         w("### Heap allocations per request (kmsd, LD_PRELOAD counter, "

@@ -39,10 +39,17 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import report  # noqa: E402
 
-# The core everything on the Unix-socket path is pinned to: client and
-# server share it (on these VMs a wake-up on the other core costs ~80 us,
-# which would measure the hypervisor, not the servers).
+# The core every server on the Unix-socket path is pinned to. Clients run
+# in two placements: "shared", on the same core (ping-pong latency: on
+# these VMs a wake-up on the other core costs ~80 us, which would measure
+# the hypervisor; and for the other shapes, the CPU a request costs client
+# and server together), and "split", on the other core (CLIENT_CPU: a
+# server with a core of its own serving clients on another, the way a
+# daemon is deployed; throughput is then the server's).
 PIN_CPU = 0
+CLIENT_CPU = 1
+# Shapes also run split (ping-pong stays shared: it measures latency).
+SPLIT_SHAPES = ("c8", "c64", "d16", "d64")
 # Fake AWS key (the fake never checks it).
 AWS_ARN = ("arn:aws:kms:us-east-1:111122223333:key/"
            "1234abcd-12ab-34cd-56ef-1234567890ab")
@@ -147,7 +154,8 @@ class Bench:
         self.res = {"started": datetime.datetime.now().isoformat(
             timespec="seconds"), "quick": self.quick, "reps": self.reps,
             "warmup_s": self.warmup, "duration_s": self.duration,
-            "pin_cpu": PIN_CPU, "runs": [], "notes": []}
+            "pin_cpu": PIN_CPU, "client_cpu": CLIENT_CPU, "runs": [],
+            "notes": []}
         self.sections = set((args.only or
                              "local,syscalls,alloc,memory,ready,kms,boto3"
                              ).split(","))
@@ -340,19 +348,34 @@ allow = generate, encrypt, decrypt, rewrap
     # ---- (a)-(c): the Unix-socket path ---------------------------------
 
     def local_configs(self):
-        """(id, target, kind, shape) in the order they are run."""
+        """(id, target, kind, shape, client cpu) in the order they are
+        run. Split-placement ids start with "split/"."""
         cfgs = []
+        split = (os.cpu_count() or 1) > CLIENT_CPU
         for sh in SHAPES:
-            cfgs.append((f"echo/{sh}", "echo", "echo", sh))
+            cfgs.append((f"echo/{sh}", "echo", "echo", sh, PIN_CPU))
         for sh in ("pp", "c8"):
-            cfgs.append((f"ssh/{sh}", "ssh", "ssh", sh))
+            cfgs.append((f"ssh/{sh}", "ssh", "ssh", sh, PIN_CPU))
         for kind in ("hello", "wrap", "unwrap"):
             for sh in SHAPES:
-                cfgs.append((f"kmsd/{kind}/{sh}", "kmsd", kind, sh))
+                cfgs.append((f"kmsd/{kind}/{sh}", "kmsd", kind, sh, PIN_CPU))
         for kind in ("wrap", "unwrap"):
             for sh in ("pp", "c8", "d16"):
                 cfgs.append((f"kmsd-audit/{kind}/{sh}", "kmsd-audit", kind,
-                             sh))
+                             sh, PIN_CPU))
+        if not split:
+            return cfgs
+        for sh in SPLIT_SHAPES:
+            cfgs.append((f"split/echo/{sh}", "echo", "echo", sh, CLIENT_CPU))
+        cfgs.append(("split/ssh/c8", "ssh", "ssh", "c8", CLIENT_CPU))
+        for kind in ("hello", "wrap", "unwrap"):
+            for sh in SPLIT_SHAPES:
+                cfgs.append((f"split/kmsd/{kind}/{sh}", "kmsd", kind, sh,
+                             CLIENT_CPU))
+        for kind in ("wrap", "unwrap"):
+            for sh in ("c8", "c64", "d16"):
+                cfgs.append((f"split/kmsd-audit/{kind}/{sh}", "kmsd-audit",
+                             kind, sh, CLIENT_CPU))
         return cfgs
 
     def run_local(self):
@@ -375,10 +398,10 @@ allow = generate, encrypt, decrypt, rewrap
         for rep in range(self.reps):
             log(f"local: repetition {rep + 1}/{self.reps} "
                 f"({len(cfgs)} configurations)")
-            for cid, target, kind, sh in cfgs:
+            for cid, target, kind, sh, ccpu in cfgs:
                 n, d = SHAPES[sh]
                 argv = ["--socket", socks[target], "--kind", kind,
-                        "--clients", n, "--depth", d, "--cpu", PIN_CPU,
+                        "--clients", n, "--depth", d, "--cpu", ccpu,
                         "--warmup", self.warmup, "--duration",
                         self.duration]
                 if kind == "echo":
@@ -460,13 +483,19 @@ allow = generate, encrypt, decrypt, rewrap
                 ("kmsd", "wrap", "c8"), ("kmsd", "wrap", "c64"),
                 ("kmsd", "wrap", "d16"), ("kmsd", "unwrap", "c8"),
                 ("kmsd-audit", "wrap", "c8"), ("kmsd-audit", "unwrap", "c8")]
-        for target, kind, sh in plan:
+        plan = [(t, k, sh, PIN_CPU) for t, k, sh in plan]
+        if (os.cpu_count() or 1) > CLIENT_CPU:
+            plan += [(t, k, sh, CLIENT_CPU) for t, k, sh in
+                     (("echo", "echo", "c8"), ("kmsd", "wrap", "c8"),
+                      ("kmsd", "wrap", "c64"), ("kmsd-audit", "wrap", "c8"),
+                      ("kmsd-audit", "wrap", "c64"))]
+        for target, kind, sh, ccpu in plan:
             srv = s[target]
             clients, depth = SHAPES[sh]
 
             def run():
                 argv = ["--socket", srv.sock, "--kind", kind, "--clients",
-                        clients, "--depth", depth, "--cpu", PIN_CPU,
+                        clients, "--depth", depth, "--cpu", ccpu,
                         "--count", n]
                 if kind == "echo":
                     argv += ["--req-bytes", self.res["frame_sizes"]
@@ -475,13 +504,14 @@ allow = generate, encrypt, decrypt, rewrap
                 return (r["ops"] + r["setup_requests"]) if r else 0
             tool, total, per, nreq = self.perf_count(srv.pid, run)
             out.append({"target": target, "kind": kind, "shape": sh,
-                        "tool": tool, "requests": nreq, "syscalls": total,
+                        "placement": "split" if ccpu != PIN_CPU else
+                        "shared", "tool": tool, "requests": nreq, "syscalls": total,
                         "per_request": round(total / nreq, 3) if nreq else
                         None, "by_call": {k: round(v / nreq, 3) for k, v in
                                           sorted(per.items(),
                                                  key=lambda x: -x[1])}
                         if nreq else {}})
-            log(f"syscalls: {target} {kind} {sh}: "
+            log(f"syscalls: {target} {kind} {sh} {out[-1]['placement']}: "
                 f"{out[-1]['per_request']}/request ({tool})")
         self.res["syscalls"] = out
 
