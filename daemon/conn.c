@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -114,6 +115,13 @@ conn_update(struct conn *c)
 		c->timer_kind = CONN_TIMER_FRAME;
 		ms = cfg->frame_timeout_ms;
 	} else if (idle || c->out.len >= CONN_OUT_HIGH) {
+		/* The idle clock restarts now. An idle timer already running
+		 * is left alone (re-arming it for every request would cost a
+		 * timer-heap update each): when it fires it re-arms itself for
+		 * what is left since this moment. */
+		c->active_us = ops_now_us();
+		if (c->timer_kind == CONN_TIMER_IDLE)
+			return;
 		c->timer_kind = CONN_TIMER_IDLE;
 		ms = cfg->idle_timeout_ms;
 	} else {
@@ -211,7 +219,21 @@ static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	uint64_t idle_us, since;
+	struct timeval tv;
 
+	if (c->timer_kind == CONN_TIMER_IDLE) {
+		idle_us = (uint64_t)c->srv->cfg->idle_timeout_ms * 1000;
+		since = ops_now_us() - c->active_us;
+		if (since < idle_us) {
+			/* Active since the timer was armed: wait the rest. */
+			idle_us -= since;
+			tv.tv_sec = (time_t)(idle_us / 1000000);
+			tv.tv_usec = (suseconds_t)(idle_us % 1000000);
+			event_add(c->timer, &tv);
+			return;
+		}
+	}
 	if (c->timer_kind == CONN_TIMER_FRAME) {
 		log_info("conn %llu (uid %u pid %d): partial frame not "
 		    "completed in time, closing", (unsigned long long)c->serial,

@@ -125,10 +125,16 @@ ctx_copy_set(struct ctx_copy *cc, const struct context *src,
 
 	if (!src->present)
 		return 0;
-	if ((r = context_check(src)) != 0)
-		return r;
-	for (size_t i = 0; i < src->n; i++)
+	/* Only what the copy needs: context_json below checks the rest
+	 * (UTF-8, duplicate keys) and the job is wiped on failure. */
+	if (src->n > CONTEXT_MAX_PAIRS)
+		return ERR_TOO_LARGE;
+	for (size_t i = 0; i < src->n; i++) {
+		if ((src->pairs[i].k.p == NULL && src->pairs[i].k.len > 0) ||
+		    (src->pairs[i].v.p == NULL && src->pairs[i].v.len > 0))
+			return ERR_BAD_REQUEST;
 		total += src->pairs[i].k.len + src->pairs[i].v.len;
+	}
 	/* Reserve once so the slices below never move. */
 	if ((r = buf_reserve(&cc->mem, total)) != 0)
 		return r;

@@ -97,6 +97,7 @@ struct conn {
 		CONN_TIMER_IDLE,
 	} timer_kind;
 	int dead;
+	uint64_t active_us;		/* idle clock start (ops_now_us) */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, job) ops;		/* in flight, detached when dead */
 	/* Answers wait in out until the end of the loop turn, after the

@@ -188,5 +188,34 @@ def too_many_connections_get_busy():
         k.cleanup()
 
 
+
+@case
+def idle_timeout_counts_from_the_last_request():
+    import time
+    k = Kmsd(config=BASE_CONFIG.replace("frame_timeout = 1s",
+                                        "frame_timeout = 1s\n"
+                                        "idle_timeout = 1s"))
+    try:
+        k.start()
+        # busy: a request every 0.3 s keeps it open well past 1 s
+        busy = Raw(k.path("decrypt.sock"))
+        idle = Raw(k.path("decrypt.sock"))
+        eq(idle.call({"id": 1, "op": "hello"})["id"], 1)
+        t0 = time.time()
+        for i in range(12):
+            eq(busy.call({"id": i + 1, "op": "hello"})["id"], i + 1)
+            time.sleep(0.3)
+        check(time.time() - t0 > 3)
+        # idle: closed about 1 s after its only answer, not later
+        check(idle.closed(timeout=0.1), "idle connection still open")
+        eq(busy.call({"id": 99, "op": "hello"})["id"], 99)
+        t1 = time.time()
+        check(busy.closed(timeout=4), "not closed once idle")
+        took = time.time() - t1
+        check(0.8 < took < 2.5, f"closed after {took:.2f} s idle")
+        k.stop()
+    finally:
+        k.cleanup()
+
 if __name__ == "__main__":
     run_cases()

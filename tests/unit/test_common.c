@@ -6,6 +6,8 @@
 
 #include <check.h>
 
+#include <openssl/evp.h>
+
 #include "b64.h"
 #include "buf.h"
 #include "err.h"
@@ -238,6 +240,55 @@ START_TEST(test_b64_binary_round_trip)
 }
 END_TEST
 
+/* The table coder against OpenSSL's block coder: the same text for every
+ * length, and for strings with one character changed, a decode that
+ * succeeds gives OpenSSL's bytes. */
+START_TEST(test_b64_matches_openssl)
+{
+	uint8_t in[200], ref[300];
+	char enc[300];
+	uint32_t seed = 12345;
+	struct buf e, d;
+
+	for (size_t i = 0; i < sizeof(in); i++) {
+		seed = seed * 1103515245u + 12345u;
+		in[i] = (uint8_t)(seed >> 16);
+	}
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		int rl;
+
+		buf_init(&e, 1024);
+		ck_assert_int_eq(b64_encode(&e, in, n), 0);
+		rl = EVP_EncodeBlock(ref, in, (int)n);
+		ck_assert_int_eq(rl, (int)e.len);
+		if (n > 0)
+			ck_assert_mem_eq(e.data, ref, e.len);
+		for (int k = 0; k < 8 && e.len > 0; k++) {
+			size_t pos;
+			int ok, got;
+
+			seed = seed * 1103515245u + 12345u;
+			pos = (seed >> 8) % e.len;
+			memcpy(enc, e.data, e.len);
+			enc[pos] = (char)(seed >> 24);
+			buf_init(&d, 1024);
+			ok = b64_decode(&d, enc, e.len) == 0;
+			got = EVP_DecodeBlock(ref, (const uint8_t *)enc,
+			    (int)e.len);
+			if (ok) {
+				/* OpenSSL writes padding as zero bytes. */
+				ck_assert_int_ge(got, (int)d.len);
+				ck_assert_int_le(got, (int)d.len + 2);
+				if (d.len > 0)
+					ck_assert_mem_eq(d.data, ref, d.len);
+			}
+			buf_done(&d);
+		}
+		buf_done(&e);
+	}
+}
+END_TEST
+
 /* Strict decoding: each of these is refused and leaves out unchanged. */
 static const char *const b64_bad[] = {
 	"Z",			/* length not a multiple of 4 */
@@ -376,6 +427,7 @@ suite(void)
 	tcase_add_loop_test(t, test_b64_rfc4648, 0,
 	    sizeof(rfc4648) / sizeof(rfc4648[0]));
 	tcase_add_test(t, test_b64_binary_round_trip);
+	tcase_add_test(t, test_b64_matches_openssl);
 	tcase_add_loop_test(t, test_b64_rejects, 0, N_B64_BAD);
 	tcase_add_test(t, test_b64_decode_cap);
 	tcase_add_loop_test(t, test_b64_encode_lines, 0,
