@@ -125,8 +125,9 @@ ctx_copy_set(struct ctx_copy *cc, const struct context *src,
 
 	if (!src->present)
 		return 0;
-	/* Only what the copy needs: context_json below checks the rest
-	 * (UTF-8, duplicate keys) and the job is wiped on failure. */
+	/* Request contexts were checked by the decoder (UTF-8, no
+	 * duplicate keys, the pair bound); only what the copy relies on is
+	 * looked at again. */
 	if (src->n > CONTEXT_MAX_PAIRS)
 		return ERR_TOO_LARGE;
 	for (size_t i = 0; i < src->n; i++) {
@@ -153,7 +154,7 @@ ctx_copy_set(struct ctx_copy *cc, const struct context *src,
 		dp->v.len = sp->v.len;
 		off += sp->v.len;
 	}
-	return context_json(&cc->c, style, &cc->json);
+	return context_json_valid(&cc->c, style, &cc->json);
 }
 
 /* A client-supplied name made safe for one log line: printable ASCII

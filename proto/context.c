@@ -302,6 +302,20 @@ context_key_cmp(struct str a, struct str b)
 	}
 }
 
+/* ASCII bytes that end a run copied as it is: 1, in both styles (control
+ * bytes, '"', '\\'); 2, with ActiveSupport's escapes only. Non-ASCII
+ * ends a run too (handled a character at a time). */
+static const uint8_t context_json_stop[128] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1,
+	[0x05] = 1, [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1,
+	[0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
+	[0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1,
+	[0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1,
+	[0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+	[0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+	['<'] = 2, ['>'] = 2, ['&'] = 2,
+};
+
 /* Append s as a JSON string with the json gem's escapes, plus
  * ActiveSupport's unless style is CTX_PLAIN. */
 static int
@@ -313,6 +327,8 @@ context_json_str(struct buf *out, struct str s, enum ctx_style style)
 	uint32_t c;
 	int r;
 
+	const uint8_t stop = style == CTX_ACTIVESUPPORT ? 3 : 1;
+
 	if ((r = buf_append_byte(out, '"')) != 0)
 		return r;
 	while (i < s.len) {
@@ -320,10 +336,8 @@ context_json_str(struct buf *out, struct str s, enum ctx_style style)
 		size_t en = 0, run = i;
 
 		/* A run of ASCII that needs no escape goes out in one copy. */
-		while (run < s.len && p[run] >= 0x20 && p[run] < 0x80 &&
-		    p[run] != '"' && p[run] != '\\' &&
-		    (style != CTX_ACTIVESUPPORT || (p[run] != '<' &&
-		    p[run] != '>' && p[run] != '&')))
+		while (run < s.len && p[run] < 0x80 &&
+		    (context_json_stop[p[run]] & stop) == 0)
 			run++;
 		if (run > i) {
 			if ((r = buf_append(out, p + i, run - i)) != 0)
@@ -366,14 +380,25 @@ context_json_str(struct buf *out, struct str s, enum ctx_style style)
 int
 context_json(const struct context *c, enum ctx_style style, struct buf *out)
 {
+	int r;
+
+	if (c->present && (r = context_check(c)) != 0)
+		return r;
+	return context_json_valid(c, style, out);
+}
+
+int
+context_json_valid(const struct context *c, enum ctx_style style,
+    struct buf *out)
+{
 	size_t idx[CONTEXT_MAX_PAIRS];
 	size_t start = out->len;
 	int r;
 
 	if (!c->present)
 		return 0;
-	if ((r = context_check(c)) != 0)
-		return r;
+	if (c->n > CONTEXT_MAX_PAIRS)
+		return ERR_TOO_LARGE;
 	/* Insertion sort of indices: n <= CONTEXT_MAX_PAIRS. */
 	for (size_t i = 0; i < c->n; i++) {
 		size_t j = i;

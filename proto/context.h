@@ -45,6 +45,10 @@ int context_json(const struct context *c, enum ctx_style style,
 
 /* 0 when every key and value is valid UTF-8 and no key repeats. */
 int context_check(const struct context *c);
+/* context_json for a context that already passed context_check (or the
+ * request decoder's same checks): skips them. */
+int context_json_valid(const struct context *c, enum ctx_style style,
+    struct buf *out);
 
 /* 1 when a and b hold the same pairs (in any order) and presence. */
 int context_equal(const struct context *a, const struct context *b);
