@@ -311,7 +311,7 @@ def write(outdir, res):
     w(f"- {m.get('os')}, Linux {m.get('kernel')}, {m.get('cc')}")
     w(f"- {m.get('openssl')}; libcurl {m.get('curl')}; libevent "
       f"{m.get('libevent')}; nginx {m.get('nginx')}; {m.get('ssh')}")
-    w(f"- kmsd {m.get('git')}, release build (-O3)")
+    w(f"- kmsd {m.get('git')}, release build (-O3, link-time optimisation)")
     lb, la = res.get("load_before", {}), res.get("load_after", {})
     w(f"- Load: before the run load average {lb.get('loadavg')} with the "
       f"CPUs {lb.get('cpu_busy_pct')}% busy; after, {la.get('loadavg')}, "
@@ -533,7 +533,7 @@ def write(outdir, res):
     w("")
     w("`./dev bench` (about 11 minutes; `./dev bench --quick` about 2), "
       "from a clean checkout on Debian 12: it installs its packages, builds "
-      "`build-bench` with `--buildtype=release` and writes "
+      "`build-bench` with `--buildtype=release -Db_lto=true` and writes "
       "`results/<timestamp>/`. Raw figures: `results.json`.")
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
