@@ -149,7 +149,7 @@ admin_dispatch(struct conn *c, const struct request *r, uint64_t t0_us)
 	/* c->lst may have been replaced by a reload; it is still valid
 	 * (kept listeners keep their address, removed ones are parked). */
 	if (ops_record(c, r->op, STR_NULL, 0, 0, NULL, 0, rc, t0_us,
-	    rc != 0 ? err : detail) != 0) {
+	    rc != 0 ? err : detail, 0) != 0) {
 		rc = ERR_AUDIT_UNAVAILABLE;
 		snprintf(err, sizeof(err), "audit log unavailable");
 	}

@@ -386,6 +386,9 @@ audit_build_line(struct audit *a, const struct audit_entry *e,
 	if (e->detail != NULL &&
 	    (r = audit_member_str(b, "detail", e->detail)) != 0)
 		return r;
+	if (e->cache_hit &&
+	    (r = audit_member_str(b, "cache", "hit")) != 0)
+		return r;
 	/* prev goes last: auditchain_verify checks the line's tail. */
 	if ((r = audit_member_u(b, "duration_us", e->duration_us)) != 0 ||
 	    (r = audit_member(b, "prev")) != 0 ||

@@ -62,6 +62,7 @@ struct audit_entry {
 	const char *result;		/* "ok", "denied", "failed" */
 	const char *error;		/* wire error code, NULL when ok */
 	const char *detail;		/* e.g. disable reason; NULL if none */
+	int cache_hit;			/* decrypt answered from the cache */
 	uint64_t duration_us;
 };
 

@@ -18,6 +18,7 @@
 
 #include <ini.h>
 
+#include "cache.h"
 #include "config.h"
 #include "err.h"
 #include "stored.h"
@@ -536,6 +537,29 @@ config_key_option(struct parse *p, struct cfg_key *k, const char *name,
 			    "(N up to %lu) or 0", CONFIG_MAX_DECRYPT_LIMIT);
 			return -1;
 		}
+		return 0;
+	}
+	if (strcmp(name, "cache_ttl") == 0) {
+		unsigned ms;
+
+		if (strcmp(value, "0") == 0)
+			ms = 0;
+		else if (config_parse_duration(value, &ms) != 0 ||
+		    ms > CACHE_MAX_TTL_MS) {
+			parse_error(p, p->line, "cache_ttl must be a duration "
+			    "like 30s, at most 1h (60m), or 0 (no cache)");
+			return -1;
+		}
+		k->cache_ttl_ms = ms;
+		return 0;
+	}
+	if (strcmp(name, "cache_max_uses") == 0) {
+		if (config_parse_uint(value, 0, 1000000000UL, &n) != 0) {
+			parse_error(p, p->line, "cache_max_uses must be 0 (no "
+			    "limit) or 1..1000000000");
+			return -1;
+		}
+		k->cache_max_uses = (uint32_t)n;
 		return 0;
 	}
 	if (strcmp(name, "version") == 0) {

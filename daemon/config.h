@@ -62,6 +62,8 @@ struct cfg_key {
 	char *name;
 	uint32_t current;	/* version used to wrap */
 	uint32_t decrypt_limit;	/* per minute; 0 = no per-key limit */
+	uint32_t cache_ttl_ms;	/* data-key cache (cache.h); 0 = off */
+	uint32_t cache_max_uses;	/* hits per entry; 0 = no limit */
 	size_t n_versions;
 	struct cfg_version versions[CONFIG_MAX_VERSIONS];
 	int line;

@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "audit.h"
+#include "cache.h"
 #include "config.h"
 #include "http.h"
 #include "keyfile.h"
@@ -151,6 +152,24 @@ main_status(struct server *s)
 	    "enabled");
 }
 
+/* The data-key cache exists while some key has a cache_ttl (cache.h). */
+static void
+main_cache(struct server *s, const struct config *cfg)
+{
+	int want = 0;
+
+	for (size_t i = 0; i < cfg->n_keys; i++)
+		want |= cfg->keys[i].cache_ttl_ms > 0;
+	if (!want) {
+		cache_free(s->cache);
+		s->cache = NULL;
+		return;
+	}
+	if (s->cache == NULL && (s->cache = cache_new()) == NULL)
+		log_warn("no room in the secure heap for the data-key cache: "
+		    "every decrypt goes to its KMS");
+}
+
 /* SIGHUP and the admin op: keys, policies and sockets change without
  * dropping connections; a bad config leaves the running one in place. */
 static int
@@ -185,6 +204,9 @@ main_reload(struct server *s, char *err, size_t errlen)
 		goto fail;
 	/* Committed. Entries batched so far go to the file open now. */
 	server_commit(s);
+	/* Keys, versions or their cache settings may have changed. */
+	cache_flush(s->cache);
+	main_cache(s, cfg);
 	if (same_audit) {
 		char aerr[256] = "";
 
@@ -418,6 +440,7 @@ main(int argc, char **argv)
 		log_err("audit log %s: %s", srv.cfg->audit_log, err);
 		goto out;
 	}
+	main_cache(&srv, srv.cfg);
 	if (server_start(&srv, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		goto out;
@@ -490,6 +513,7 @@ out:
 	if (watchdog != NULL)
 		event_free(watchdog);
 	audit_close(srv.audit);
+	cache_free(srv.cache);
 	stats_free(srv.stats);
 	keyring_unref(srv.kr);
 	config_free(srv.srv_cfg_owned);

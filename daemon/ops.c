@@ -25,6 +25,7 @@
 
 
 #include "audit.h"
+#include "cache.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
@@ -76,6 +77,13 @@ struct job {
 	struct buf stored;		/* the answer's "vN:..." string */
 	char *audit_path;		/* context_hash */
 	struct prov_call call;
+	/* decrypt of a key with a cache_ttl (cache.h) */
+	int cached;			/* a cache_ttl applies */
+	uint32_t cache_ttl_ms, cache_max_uses;	/* copied: reloads free
+						 * the config */
+	struct cache_id cache_id;
+	uint64_t cache_gen;
+	int cache_hit;
 };
 
 static void job_call(struct job *job, enum prov_op pop,
@@ -185,7 +193,7 @@ ops_is_denial(int err)
 int
 ops_record(struct conn *c, int op, struct str key, int configured,
     uint32_t version, const uint8_t *ctx_json, size_t ctx_json_len, int err,
-    uint64_t t0_us, const char *detail)
+    uint64_t t0_us, const char *detail, int cache_hit)
 {
 	struct server *s = c->srv;
 	char name[OPS_LOG_NAME_MAX + 4], keybuf[MSG_MAX_KEY_NAME + 1];
@@ -220,6 +228,7 @@ ops_record(struct conn *c, int op, struct str key, int configured,
 		    "denied" : "failed";
 		e.error = err != 0 ? err_code(err) : NULL;
 		e.detail = detail;
+		e.cache_hit = cache_hit;
 		e.duration_us = ops_now_us() - t0_us;
 		/* A big batch is written now; otherwise at the end of the
 		 * loop turn, and the answer waits for it (c->audited). */
@@ -235,6 +244,8 @@ ops_record(struct conn *c, int op, struct str key, int configured,
 	}
 	stats_count(s->stats, op, configured && key.p != NULL ? keybuf : NULL,
 	    c->lst->name, c->peer.uid, res, ops_now_s());
+	if (cache_hit)
+		stats_cache_hit(s->stats);
 	if (err != 0)
 		log_info("%s key=%s socket=%s uid=%u pid=%d: %s: %s",
 		    op_name(op) != NULL ? op_name(op) : "?",
@@ -256,7 +267,7 @@ ops_reject(struct conn *c, const struct request *r, int configured, int err,
 	struct response rs;
 
 	if (ops_record(c, r->op, r->key, configured, 0, NULL, 0, err, t0_us,
-	    why) != 0) {
+	    why, 0) != 0) {
 		err = ERR_AUDIT_UNAVAILABLE;
 		why = "audit log unavailable";
 	}
@@ -309,6 +320,8 @@ job_new(struct conn *c, const struct request *r, const struct key *key,
 	job->version = key->current;
 	job->kr = keyring_ref(c->srv->kr);
 	job->key = key;
+	job->cached = 0;
+	job->cache_hit = 0;
 	TAILQ_INSERT_TAIL(&c->ops, job, entry);
 	c->inflight++;
 	return job;
@@ -385,7 +398,8 @@ job_finish(struct job *job, struct response *rs)
 		if (ops_record(c, job->opcode, (struct str){ job->key->name,
 		    strlen(job->key->name) }, 1, job->version,
 		    job->ctx.c.present ? job->ctx.json.data : NULL,
-		    job->ctx.json.len, rs->error, job->t0_us, why) != 0) {
+		    job->ctx.json.len, rs->error, job->t0_us, why,
+		    job->cache_hit) != 0) {
 			/* Fail closed: no plaintext, no ciphertext. */
 			msg_response_init(&fail);
 			fail.id = job->id;
@@ -466,6 +480,14 @@ job_call_done(struct prov_call *call)
 		job_finish(job, &rs);
 		return;
 	case STAGE_UNWRAP:
+		/* Not when a reload came between (the key may have changed):
+		 * the keyring is replaced by every reload. */
+		if (job->cached && !job->cache_hit &&
+		    job->kr == job->conn->srv->kr)
+			cache_put(job->conn->srv->cache, job->cache_gen,
+			    &job->cache_id, job->call.out.data,
+			    job->call.out.len, ops_now_us() / 1000,
+			    job->cache_ttl_ms, job->cache_max_uses);
 		msg_response_init(&rs);
 		rs.id = job->id;
 		rs.plaintext.p = (const char *)job->call.out.data;
@@ -612,7 +634,8 @@ ops_stats(struct conn *c, const struct request *r, uint64_t t0_us)
 		    ERR_INTERNAL, "counters do not fit in one frame", t0_us);
 		return;
 	}
-	(void)ops_record(c, OP_STATS, STR_NULL, 0, 0, NULL, 0, 0, t0_us, NULL);
+	(void)ops_record(c, OP_STATS, STR_NULL, 0, 0, NULL, 0, 0, t0_us, NULL,
+	    0);
 	msg_response_init(&rs);
 	rs.id = r->id;
 	rs.body.p = (const char *)out.data;
@@ -650,6 +673,8 @@ ops_disable_decrypt(struct server *s, const char *reason)
 	 * decryption off is the safe direction. */
 	s->decrypt_disabled = 1;
 	snprintf(s->disabled_reason, sizeof(s->disabled_reason), "%s", reason);
+	/* Cached data keys would outlive the switch: gone now. */
+	cache_flush(s->cache);
 	if (state_write_disabled(s->cfg->state_dir, reason) != 0) {
 		log_err("decryption disabled, but the switch could not be "
 		    "written to %s (%m): it will not survive a restart",
@@ -748,6 +773,7 @@ ops_dispatch(struct conn *c, const struct request *r)
 	uint64_t t0 = ops_now_us();
 	const struct key *key;
 	const struct key_version *kv;
+	const struct cfg_key *ck;
 	struct peer_id pid;
 	const char *why;
 	struct job *job;
@@ -870,6 +896,28 @@ ops_dispatch(struct conn *c, const struct request *r)
 		return;
 	}
 	job->stage = r->op == OP_DECRYPT ? STAGE_UNWRAP : STAGE_REWRAP_UNWRAP;
+	if (r->op == OP_DECRYPT && s->cache != NULL &&
+	    (ck = config_key(cfg, key->name)) != NULL && ck->cache_ttl_ms > 0) {
+		job->cached = 1;
+		job->cache_ttl_ms = ck->cache_ttl_ms;
+		job->cache_max_uses = ck->cache_max_uses;
+		job->cache_gen = cache_gen(s->cache);
+		cache_id(key->name, version, job->in.data, job->in.len,
+		    job->ctx.c.present ? job->ctx.json.data : NULL,
+		    job->ctx.json.len, &job->cache_id);
+		if (cache_get(s->cache, &job->cache_id, ops_now_us() / 1000,
+		    &job->call.out)) {
+			/* Answered as the provider would have: audited and
+			 * counted as a hit. */
+			job->cache_hit = 1;
+			job->kv = kv;
+			job->call.err = 0;
+			job->call.msg[0] = '\0';
+			job->call.arg = job;
+			job_call_done(&job->call);
+			return;
+		}
+	}
 	if (r->op == OP_REWRAP) {
 		const struct key_version *to = key_version(key, key->current);
 

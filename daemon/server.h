@@ -137,6 +137,7 @@ struct server {
 	struct http *http;		/* shared HTTPS transport (main's) */
 	struct audit *audit;		/* NULL: no audit log configured */
 	struct msg_dec *dec;		/* decodes every request */
+	struct cache *cache;		/* NULL: no key has a cache_ttl */
 	int decrypt_disabled;
 	char disabled_reason[STATE_MAX_REASON + 1];
 	struct window breaker;		/* decrypts of all keys */
@@ -217,7 +218,7 @@ int64_t ops_now_s(void);
  * audit_unavailable and nothing else. */
 int ops_record(struct conn *c, int op, struct str key, int configured,
     uint32_t version, const uint8_t *ctx_json, size_t ctx_json_len, int err,
-    uint64_t t0_us, const char *detail);
+    uint64_t t0_us, const char *detail, int cache_hit);
 /* Turn decryption off (admin op or breaker): in memory at once, then
  * durably; -1 when the flag could not be written (it is off anyway). */
 int ops_disable_decrypt(struct server *s, const char *reason);

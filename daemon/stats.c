@@ -83,6 +83,7 @@ struct stats {
 	struct stats_table peers;
 	struct window decrypts;
 	uint64_t breaker_trips;
+	uint64_t cache_hits;		/* decrypts answered from the cache */
 };
 
 /* A row as rendered: a table row or a fold row. */
@@ -309,6 +310,12 @@ void
 stats_breaker_trip(struct stats *s)
 {
 	s->breaker_trips++;
+}
+
+void
+stats_cache_hit(struct stats *s)
+{
+	s->cache_hits++;
 }
 
 uint64_t
@@ -622,6 +629,8 @@ stats_json(const struct stats *s, const struct stats_state *st,
 	}
 	stats_put(&o, "},\"breaker\":{\"trips\":");
 	stats_put_u64(&o, s->breaker_trips);
+	stats_put(&o, "},\"cache\":{\"hits\":");
+	stats_put_u64(&o, s->cache_hits);
 	stats_put(&o, "},\"decrypt_disabled\":");
 	stats_put(&o, st->decrypt_disabled ? "true" : "false");
 	stats_put(&o, ",\"disabled_reason\":");
@@ -727,6 +736,11 @@ stats_prometheus(const struct stats *s, const struct stats_state *st,
 	stats_put_family(&o, "kmsd_breaker_trips_total", "counter",
 	    "Times the decrypt breaker tripped.");
 	stats_put_sample(&o, "kmsd_breaker_trips_total", s->breaker_trips);
+
+	stats_put_family(&o, "kmsd_cache_hits_total", "counter",
+	    "Decrypts answered from the data-key cache (also counted in "
+	    "kmsd_operations_total).");
+	stats_put_sample(&o, "kmsd_cache_hits_total", s->cache_hits);
 
 	stats_put_family(&o, "kmsd_decrypt_disabled", "gauge",
 	    "1 while decrypt is disabled, else 0.");

@@ -42,6 +42,8 @@ void stats_free(struct stats *s);
 void stats_count(struct stats *s, int op, const char *key,
     const char *socket, uid_t uid, enum stats_result result, int64_t now);
 void stats_breaker_trip(struct stats *s);
+/* A decrypt answered from the data-key cache. */
+void stats_cache_hit(struct stats *s);
 
 /* Decrypts (ok results) in the last `seconds`, for the breaker and the
  * 1/5/15 minute figures. */

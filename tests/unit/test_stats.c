@@ -539,7 +539,7 @@ START_TEST(test_rows_prometheus)
 	char *text = render_prom(s, NULL, 500);
 
 	ck_assert_uint_eq(prom_validate(text),
-	    ARRAY_LEN(row_ops) + ARRAY_LEN(row_peers) + 3 + 3);
+	    ARRAY_LEN(row_ops) + ARRAY_LEN(row_peers) + 3 + 4);
 	ck_assert(has_line(text, "kmsd_operations_total{op=\"decrypt\","
 	    "key=\"default\",socket=\"worker\",result=\"ok\"} 3"));
 	ck_assert(has_line(text, "kmsd_operations_total{op=\"generate\","
@@ -585,12 +585,13 @@ START_TEST(test_json_state)
 	struct stats *s = stats_new();
 	struct stats_state st = { 1, "said \"no\"\\\n\x01 \xff end", 4242 };
 	static const char *const fields[] = { "operations", "peers",
-		"decrypts", "breaker", "decrypt_disabled", "disabled_reason",
-		"uptime_s" };
+		"decrypts", "breaker", "cache", "decrypt_disabled",
+		"disabled_reason", "uptime_s" };
 	json_t *doc;
 
 	stats_breaker_trip(s);
 	stats_breaker_trip(s);
+	stats_cache_hit(s);
 	doc = render_json(s, &st, 0);
 	ck_assert_uint_eq(json_object_size(doc), ARRAY_LEN(fields));
 	for (size_t i = 0; i < ARRAY_LEN(fields); i++)
@@ -599,6 +600,7 @@ START_TEST(test_json_state)
 	ck_assert_uint_eq(json_array_size(json_object_get(doc, "operations")),
 	    0);
 	ck_assert_int_eq(json_path_int(doc, "breaker", "trips"), 2);
+	ck_assert_int_eq(json_path_int(doc, "cache", "hits"), 1);
 	ck_assert(json_is_true(json_object_get(doc, "decrypt_disabled")));
 	/* Invalid UTF-8 becomes U+FFFD rather than breaking the document. */
 	ck_assert_str_eq(json_string_value(json_object_get(doc,
@@ -622,8 +624,10 @@ START_TEST(test_prometheus_state)
 	char *text;
 
 	stats_breaker_trip(s);
+	stats_cache_hit(s);
+	stats_cache_hit(s);
 	text = render_prom(s, &st, 0);
-	ck_assert_uint_eq(prom_validate(text), 6);
+	ck_assert_uint_eq(prom_validate(text), 7);
 	ck_assert(has_line(text, "# TYPE kmsd_operations_total counter"));
 	ck_assert(has_line(text, "# TYPE kmsd_peer_operations_total counter"));
 	ck_assert(has_line(text, "# TYPE kmsd_decrypts_recent gauge"));
@@ -631,6 +635,8 @@ START_TEST(test_prometheus_state)
 	ck_assert(has_line(text, "# TYPE kmsd_decrypt_disabled gauge"));
 	ck_assert(has_line(text, "# TYPE kmsd_uptime_seconds gauge"));
 	ck_assert(has_line(text, "kmsd_breaker_trips_total 1"));
+	ck_assert(has_line(text, "# TYPE kmsd_cache_hits_total counter"));
+	ck_assert(has_line(text, "kmsd_cache_hits_total 2"));
 	ck_assert(has_line(text, "kmsd_decrypt_disabled 1"));
 	ck_assert(has_line(text, "kmsd_uptime_seconds 77"));
 	free(text);
@@ -830,7 +836,7 @@ START_TEST(test_max_rows_fold)
 	json_decref(doc);
 
 	text = render_prom(s, NULL, 0);
-	ck_assert_uint_eq(prom_validate(text), 2 * (STATS_MAX_ROWS + 3) + 6);
+	ck_assert_uint_eq(prom_validate(text), 2 * (STATS_MAX_ROWS + 3) + 7);
 	ck_assert(has_line(text, "kmsd_operations_total{op=\"decrypt\","
 	    "key=\"_other\",socket=\"_other\",result=\"ok\"} 3"));
 	ck_assert(has_line(text, "kmsd_peer_operations_total{uid=\"other\","
