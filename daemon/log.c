@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-static enum log_level log_max = LOG_LEVEL_INFO;
+enum log_level log_max = LOG_LEVEL_INFO;
 static int log_journal;
 
 void

@@ -33,6 +33,13 @@ void log_event(enum log_level level, const char *msgid, const char *fmt, ...)
 #define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+/* The most verbose level written (log_init). */
+extern enum log_level log_max;
+/* Debug lines are built only when they are wanted: their arguments (a
+ * client's key name made printable, say) cost work on every request. */
+#define log_debug(...) do {						\
+	if (log_max >= LOG_LEVEL_DEBUG)					\
+		log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__);			\
+} while (0)
 
 #endif
