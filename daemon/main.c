@@ -483,8 +483,10 @@ main(int argc, char **argv)
 	 * turn go out in one write and the answers waiting on them follow
 	 * (server_commit). */
 	for (;;) {
-		int lr = event_base_loop(base, EVLOOP_ONCE);
+		int lr;
 
+		ops_clock_tick();
+		lr = event_base_loop(base, EVLOOP_ONCE);
 		server_commit(&srv);
 		if (lr < 0) {
 			log_err("event loop failed");

@@ -208,9 +208,13 @@ void conn_drain(struct conn *c);
 void conn_free(struct conn *c);
 
 /* ops.c */
-/* Monotonic clock, microseconds and seconds. */
+/* Monotonic clock, microseconds and seconds, read once a loop turn
+ * (ops_clock_tick, from the loop, starts a new turn); ops_clock_read_us
+ * reads it now. */
 uint64_t ops_now_us(void);
 int64_t ops_now_s(void);
+uint64_t ops_clock_read_us(void);
+void ops_clock_tick(void);
 /* Audit and count one decision or outcome. key is the name the client
  * asked for (NULL: none); configured says whether it names a configured
  * key (stats label) or not. Returns 0, or ERR_AUDIT_UNAVAILABLE when the
