@@ -190,6 +190,31 @@ def targets(res, by):
     return rows
 
 
+def gap_analysis(res, by):
+    """For every judged throughput target that is missed: the floor's
+    time per request, kmsd's, and what the target allows kmsd."""
+    out = []
+    prof = res.get("profile") or {}
+    for kind in ("hello", "wrap", "unwrap"):
+        for sh, r in (("c8", 0.70), ("c64", 0.70), ("d16", 0.50),
+                      ("d64", 0.50)):
+            a = ratio(by, f"kmsd/{kind}/{sh}", f"echo/{sh}", "ops_per_s")
+            fe = field(by, f"echo/{sh}", "ops_per_s")
+            fk = field(by, f"kmsd/{kind}/{sh}", "ops_per_s")
+            if a is None or fe is None or fk is None or a["med"] >= r:
+                continue
+            floor_us = 1e6 / fe["med"]
+            # From the judged ratio (a median of per-repetition ratios),
+            # so the row agrees with the verdict.
+            kmsd_us = floor_us / a["med"]
+            out.append({"shape": sh, "kind": kind, "floor_us": floor_us,
+                        "kmsd_us": kmsd_us, "own_us": kmsd_us - floor_us,
+                        "allowed_us": floor_us * (1 / r - 1),
+                        "instr": (prof.get(kind) or {}).get(
+                            "instr_per_request")})
+    return out
+
+
 def write_plot(outdir, res, by):
     gp = shutil.which("gnuplot")
     if gp is None:
@@ -506,6 +531,26 @@ def write(outdir, res):
           f"datagram on a NOTIFY_SOCKET the bench owns, {rd['runs']} runs: "
           f"median {rd['median_ms']:.1f} ms (min {rd['min_ms']:.1f}, max "
           f"{rd['max_ms']:.1f}).")
+        w("")
+    gap = gap_analysis(res, by)
+    if gap:
+        w("## Where a throughput target is missed")
+        w("")
+        w("Client and server share one core, so a shape's time per request "
+          "(1 / ops/s) is the CPU both spend on it. The floor's time is the "
+          "bare minimum (framing, read, send, the client's own work); a "
+          "target ratio r leaves kmsd floor × (1/r − 1) µs of its own per "
+          "request. Instructions: callgrind, kmsd's whole process "
+          "(--profile; 8 clients).")
+        w("")
+        w("| shape | op | floor µs/request | kmsd µs/request (floor / "
+          "ratio) | kmsd's own µs | allowed µs | instructions/request |")
+        w("| --- | --- | --- | --- | --- | --- | --- |")
+        for g in gap:
+            w(f"| {SHAPE_LABEL[g['shape']]} | {g['kind']} | "
+              f"{g['floor_us']:.2f} | {g['kmsd_us']:.2f} | "
+              f"{g['own_us']:.2f} | {g['allowed_us']:.2f} | "
+              f"{g['instr'] if g['instr'] else 'n/a'} |")
         w("")
     prof = res.get("profile")
     if prof:
