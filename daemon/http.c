@@ -22,11 +22,24 @@
  *   curl_multi_socket_action calls.
  * - Header strings exist only for one try and are wiped when it ends, so a
  *   credential or signature does not outlive the try in our memory.
+ * - A request cancelled while its transfer runs becomes an orphan: its
+ *   owner is gone (r is NULL, no hook or done() runs), but the transfer
+ *   finishes, its body discarded, so its keep-alive connection goes back
+ *   to the pool instead of being torn down (a client that disconnects
+ *   with requests in flight would otherwise cost a TCP and TLS handshake
+ *   each). An orphan keeps its slot until then, and ends by its deadline.
+ * - So every transfer holds a slot, and the connection cache is sized to
+ *   the slots: kmsd never holds more connections than the in-flight
+ *   limits add up to (CURLMOPT_MAX_TOTAL_CONNECTIONS as a backstop).
+ * - Finished ops (with their curl easy handle, timers and wiped buffers)
+ *   and socket records are kept for reuse, at most one per slot, so a
+ *   steady stream of requests allocates almost nothing here.
  * - Nothing here logs: errors go to the owner through done() and errmsg.
  *
  * Hooks (prepare, classify) may call http_req_header and http_cancel on
  * their own request, nothing else of this API.
  */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +63,30 @@
 /* A try started from the queue or as a retry needs at least this much of
  * the deadline left: less cannot finish a round trip to a remote endpoint. */
 #define HTTP_MIN_TRY_MS 10
-/* Longest single header line ("Name: value"): a GCP access token is ~2 KB,
- * a SigV4 Authorization ~300 bytes; more is a bug upstream. */
-#define HTTP_MAX_HEADER_LEN 8192
 /* Idle keep-alive connections the shared cache may hold: each is a file
  * descriptor, and a dead provider's connections should not pile up. */
 #define HTTP_MAX_CONNECTS 256
+/* Finished ops and socket records kept for reuse, at most: each op keeps
+ * a curl easy handle (several KB), so idle memory stays bounded. */
+#define HTTP_MAX_KEPT 256
+/* A kept op keeps a buffer up to this size; a larger one (a rare big body)
+ * is freed rather than held by an idle op. */
+#define HTTP_MAX_KEPT_BUF 16384
+/* Longest single header line ("Name: value"): a GCP access token is ~2 KB,
+ * a SigV4 Authorization ~300 bytes; more is a bug upstream. */
+#define HTTP_MAX_HEADER_LEN 8192
+/* A request body: larger than any provider builds (AWS_BODY_MAX is
+ * 1 MiB); the copy's cap. */
+#define HTTP_MAX_REQUEST_BODY (4 * 1024 * 1024)
+/* All header bytes of one try, replaced values included: every header at
+ * its longest, twice over. */
+#define HTTP_MAX_HEADER_BYTES (2 * HTTP_MAX_HEADERS * (HTTP_MAX_HEADER_LEN + 1))
+/* curl's receive buffer (CURLOPT_BUFFERSIZE): its minimum; with the
+ * terminator curl adds, still a size glibc's per-thread cache serves. */
+#define HTTP_RECV_BUFFER 1024L
+/* curl's https send buffer (CURLOPT_UPLOAD_BUFFERSIZE): its minimum, far
+ * above a signed KMS request. */
+#define HTTP_SEND_BUFFER 16384L
 /* Bound on a try count so a bad configuration cannot spin for long. */
 #define HTTP_MAX_TRIES_CAP 16
 
@@ -70,27 +101,41 @@ enum http_state {
 struct http_sock {
 	struct http *h;
 	struct event *ev;
-	LIST_ENTRY(http_sock) link;
+	LIST_ENTRY(http_sock) link;	/* h->socks, or h->free_socks */
 };
 
 struct http_op {
-	struct http_req *r;
+	struct http_req *r;		/* NULL for an orphan */
 	struct http_client *c;
-	TAILQ_ENTRY(http_op) link;
+	TAILQ_ENTRY(http_op) link;	/* c's lists, or h->free_ops */
 	enum http_state state;
 	uint64_t deadline_us;		/* CLOCK_MONOTONIC */
 	struct event *deadline_ev;
 	struct event *step;		/* backoff timer, then done() */
-	CURL *easy;
+	CURL *easy;			/* kept across tries and reuses */
+	bool easy_used;			/* has options set: reset first */
+	/* What easy was last set up for (http_op_setup): client id (0: not
+	 * set up), method, with a body, plain http. */
+	uint64_t shape_client;
+	char shape_method[8];
+	bool shape_body;
+	bool shape_plain;
 	bool in_multi;
 	bool in_hook;			/* inside prepare() or classify() */
 	bool cancelled;			/* http_cancel while in_hook */
+	bool orphan;			/* cancelled mid-transfer (see top) */
 	int write_err;			/* body over the cap (or no memory) */
-	char *hdr[HTTP_MAX_HEADERS];	/* "Name: value", wiped on clear */
-	size_t hdr_len[HTTP_MAX_HEADERS];
+	size_t discarded;		/* orphan: body bytes dropped */
+	/* This try's header lines, each "Name: value\0", back to back in
+	 * one wipe-on-free buffer; hdr_off[i] is where line i starts. */
+	struct buf hdrs;
+	size_t hdr_off[HTTP_MAX_HEADERS];
 	unsigned nhdr;
 	/* Our own list nodes: curl_slist_append would keep unwiped copies. */
 	struct curl_slist nodes[HTTP_MAX_HEADERS + 1];
+	/* This try's request body: curl reads it while the transfer runs,
+	 * which for an orphan is after its owner (and r->body) are gone. */
+	struct buf req_body;
 	struct buf body;
 	int err;
 	long status;
@@ -102,11 +147,13 @@ TAILQ_HEAD(http_op_list, http_op);
 struct http_client {
 	struct http *h;
 	TAILQ_ENTRY(http_client) link;
+	uint64_t id;			/* unique in h, never 0 */
 	unsigned deadline_ms;
 	unsigned max_inflight;
 	unsigned max_queue;
 	unsigned max_tries;
 	char *ca_file;
+	char *url_ok;			/* last URL http_url_allowed passed */
 	unsigned inflight;		/* ops in RUNNING or BACKOFF */
 	unsigned queued;
 	struct http_op_list queue;
@@ -123,6 +170,13 @@ struct http {
 	LIST_HEAD(, http_sock) socks;
 	TAILQ_HEAD(, http_client) clients;
 	uint64_t connects;
+	uint64_t client_ids;		/* the last id given */
+	unsigned slots;			/* max_inflight over every client */
+	/* Kept for reuse, each list at most `slots` long. */
+	TAILQ_HEAD(, http_op) free_ops;
+	unsigned n_free_ops;
+	LIST_HEAD(, http_sock) free_socks;
+	unsigned n_free_socks;
 	/* TLS sessions shared by every easy handle, so a connection opened
 	 * after the pool shrank resumes a session (an abbreviated
 	 * handshake) instead of a full one. One thread: no lock callbacks. */
@@ -135,6 +189,8 @@ static char http_no_expect[] = "Expect:";
 
 static void http_op_try(struct http_op *op);
 static void http_op_free(struct http_op *op);
+static void http_op_step_cb(evutil_socket_t fd, short what, void *arg);
+static void http_op_deadline_cb(evutil_socket_t fd, short what, void *arg);
 
 static uint64_t
 http_now_us(void)
@@ -155,15 +211,11 @@ http_tv_ms(uint64_t ms)
 	return tv;
 }
 
+/* Wipe this try's header lines; the buffer stays for the next try. */
 static void
 http_headers_clear(struct http_op *op)
 {
-	for (unsigned i = 0; i < op->nhdr; i++) {
-		OPENSSL_cleanse(op->hdr[i], op->hdr_len[i]);
-		free(op->hdr[i]);
-		op->hdr[i] = NULL;
-		op->hdr_len[i] = 0;
-	}
+	buf_clear(&op->hdrs);
 	op->nhdr = 0;
 }
 
@@ -195,6 +247,24 @@ http_sock_free(struct http_sock *s)
 	free(s);
 }
 
+/* curl is done with s's socket: keep s for the next one, within bounds.
+ * (curl reports a keep-alive connection's socket removed whenever no
+ * transfer uses it, and added again when one does.) */
+static void
+http_sock_put(struct http_sock *s)
+{
+	struct http *h = s->h;
+
+	if (h->n_free_socks >= h->slots || h->n_free_socks >= HTTP_MAX_KEPT) {
+		http_sock_free(s);
+		return;
+	}
+	event_del(s->ev);
+	LIST_REMOVE(s, link);
+	LIST_INSERT_HEAD(&h->free_socks, s, link);
+	h->n_free_socks++;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: one persistent event per socket curl uses. */
 static int
 http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
@@ -205,7 +275,7 @@ http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
 
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL)
-			http_sock_free(s);
+			http_sock_put(s);
 		return 0;
 	}
 	flags = EV_PERSIST;
@@ -213,7 +283,16 @@ http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
 		flags |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		flags |= EV_WRITE;
-	if (s == NULL) {
+	if (s == NULL && (s = LIST_FIRST(&h->free_socks)) != NULL) {
+		LIST_REMOVE(s, link);
+		h->n_free_socks--;
+		LIST_INSERT_HEAD(&h->socks, s, link);
+		if (event_assign(s->ev, h->base, fd, flags, http_sock_event_cb,
+		    s) != 0 || curl_multi_assign(h->multi, fd, s) != CURLM_OK) {
+			http_sock_free(s);
+			return -1;
+		}
+	} else if (s == NULL) {
 		if ((s = calloc(1, sizeof(*s))) == NULL)
 			return -1;
 		s->h = h;
@@ -314,10 +393,53 @@ http_op_detach(struct http_op *op)
 	event_del(op->deadline_ev);
 }
 
+/* Done with op (no done() call): back to the pool, wiped, or freed. Its
+ * easy handle keeps its options (http_op_setup resets or refreshes them
+ * before the next use): an idle handle is never touched by curl, so what
+ * it points at meanwhile is moot. */
+static void
+http_op_put(struct http *h, struct http_op *op)
+{
+	struct buf *keep[] = { &op->hdrs, &op->req_body, &op->body };
+
+	op->r = NULL;
+	op->c = NULL;
+	if (h->n_free_ops >= h->slots || h->n_free_ops >= HTTP_MAX_KEPT) {
+		http_op_free(op);
+		return;
+	}
+	op->nhdr = 0;
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		if (keep[i]->cap > HTTP_MAX_KEPT_BUF) {
+			size_t max = keep[i]->max;
+
+			buf_done(keep[i]);
+			buf_init(keep[i], max);
+		} else
+			buf_clear(keep[i]);
+	}
+	TAILQ_INSERT_HEAD(&h->free_ops, op, link);
+	h->n_free_ops++;
+}
+
+/* An orphan's transfer ended (or its deadline came): let it go. */
+static void
+http_op_drop(struct http_op *op)
+{
+	struct http *h = op->c->h;
+
+	http_op_detach(op);
+	http_op_put(h, op);
+}
+
 /* Record the result; done() runs from op->step on the next loop turn. */
 static void
 http_op_complete(struct http_op *op, int err, long status)
 {
+	if (op->orphan) {
+		http_op_drop(op);
+		return;
+	}
 	http_op_detach(op);
 	op->err = err;
 	op->status = status;
@@ -333,34 +455,90 @@ static void
 http_op_deliver(struct http_op *op)
 {
 	struct http_req *r = op->r;
+	struct http *h = op->c->h;	/* done() may free the client */
 
 	http_op_detach(op);
+	if (op->orphan) {
+		http_op_put(h, op);
+		return;
+	}
 	r->priv = NULL;
 	if (r->done != NULL)
 		r->done(r, op->err, op->status, &op->body);
 	/* r may be freed now; op is ours alone. */
-	http_op_free(op);
+	http_op_put(h, op);
 }
 
 static void
 http_op_free(struct http_op *op)
 {
-	http_headers_clear(op);
+	buf_done(&op->hdrs);
 	if (op->easy != NULL)
 		curl_easy_cleanup(op->easy);
+	buf_done(&op->req_body);
 	buf_done(&op->body);
-	event_free(op->step);
-	event_free(op->deadline_ev);
+	if (op->step != NULL)
+		event_free(op->step);
+	if (op->deadline_ev != NULL)
+		event_free(op->deadline_ev);
 	free(op);
+}
+
+/* An op for a new request: a kept one, or a new one. NULL: no memory. */
+static struct http_op *
+http_op_get(struct http *h)
+{
+	struct http_op *op;
+
+	if ((op = TAILQ_FIRST(&h->free_ops)) != NULL) {
+		TAILQ_REMOVE(&h->free_ops, op, link);
+		h->n_free_ops--;
+	} else {
+		if ((op = calloc(1, sizeof(*op))) == NULL)
+			return NULL;
+		buf_init(&op->body, HTTP_MAX_BODY);
+		buf_init(&op->req_body, HTTP_MAX_REQUEST_BODY);
+		buf_init(&op->hdrs, HTTP_MAX_HEADER_BYTES);
+		op->step = evtimer_new(h->base, http_op_step_cb, op);
+		op->deadline_ev = evtimer_new(h->base, http_op_deadline_cb,
+		    op);
+		if (op->step == NULL || op->deadline_ev == NULL) {
+			http_op_free(op);
+			return NULL;
+		}
+	}
+	op->state = HTTP_S_NEW;
+	op->in_multi = false;
+	op->in_hook = false;
+	op->cancelled = false;
+	op->orphan = false;
+	op->write_err = 0;
+	op->discarded = 0;
+	op->nhdr = 0;
+	op->err = 0;
+	op->status = 0;
+	return op;
 }
 
 /* Drop op without a done() call (http_cancel). */
 static void
 http_op_destroy(struct http_op *op)
 {
+	struct http *h = op->c->h;
+
 	op->r->priv = NULL;
 	http_op_detach(op);
-	http_op_free(op);
+	http_op_put(h, op);
+}
+
+/* http_cancel of a transfer in progress: see "orphan" at the top. */
+static void
+http_op_orphan(struct http_op *op)
+{
+	op->r->priv = NULL;
+	op->r = NULL;
+	op->orphan = true;
+	buf_clear(&op->body);
 }
 
 static void
@@ -428,6 +606,11 @@ http_write_cb(char *p, size_t size, size_t n, void *arg)
 
 	/* size is 1 by contract; the cap turns an endless or hostile body
 	 * into CURLE_WRITE_ERROR instead of memory. */
+	if (op->orphan) {
+		/* Nobody reads it; the same cap bounds how long it runs. */
+		op->discarded += size * n;
+		return op->discarded > HTTP_MAX_BODY ? 0 : size * n;
+	}
 	if ((r = buf_append(&op->body, p, size * n)) != 0) {
 		op->write_err = r;
 		return 0;
@@ -446,7 +629,13 @@ http_is_plain(const char *url)
 		goto out; \
 } while (0)
 
-/* Configure op->easy for one try. 0 or ERR_*. */
+/*
+ * Configure op->easy for one try. 0 or ERR_*. A handle already set up for
+ * a try of the same shape (client, method, body or not, plain http or
+ * not) keeps the options that only depend on the shape and gets just the
+ * per-try ones (curl keeps options between transfers); any other gets
+ * curl_easy_reset and everything.
+ */
 static int
 http_op_setup(struct http_op *op, long timeout_ms)
 {
@@ -457,20 +646,29 @@ http_op_setup(struct http_op *op, long timeout_ms)
 	bool is_post = strcmp(method, "POST") == 0;
 	bool is_head = strcmp(method, "HEAD") == 0;
 	bool has_body = r->body_len > 0 || is_post || strcmp(method, "PUT") == 0;
+	bool plain = http_is_plain(r->url);
+	size_t mlen = strlen(method);
 	CURLcode cc = CURLE_OK;
 	unsigned i;
 
+	/* The lines stay put: nothing is added while the try runs. */
 	for (i = 0; i < op->nhdr; i++) {
-		op->nodes[i].data = op->hdr[i];
+		op->nodes[i].data = (char *)op->hdrs.data + op->hdr_off[i];
 		op->nodes[i].next = &op->nodes[i + 1];
 	}
 	op->nodes[i].data = http_no_expect;
 	op->nodes[i].next = NULL;
-
-	curl_easy_reset(e);
 	op->errbuf[0] = '\0';
+
+	if (op->shape_client == op->c->id && op->shape_body == has_body &&
+	    op->shape_plain == plain && mlen < sizeof(op->shape_method) &&
+	    strcmp(op->shape_method, method) == 0)
+		goto per_try;
+	if (op->easy_used)
+		curl_easy_reset(e);
+	op->easy_used = true;
+	op->shape_client = 0;
 	HTTP_SETOPT(e, CURLOPT_PRIVATE, op);
-	HTTP_SETOPT(e, CURLOPT_URL, r->url);
 	HTTP_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
 	HTTP_SETOPT(e, CURLOPT_SHARE, op->c->h->share);
 	HTTP_SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -482,7 +680,15 @@ http_op_setup(struct http_op *op, long timeout_ms)
 	HTTP_SETOPT(e, CURLOPT_CAPATH, NULL);
 	if (op->c->ca_file != NULL)
 		HTTP_SETOPT(e, CURLOPT_CAINFO, op->c->ca_file);
-	HTTP_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	/* curl allocates its receive buffer and (for https) its send buffer
+	 * for every transfer and frees them after: at these sizes that is a
+	 * cached small block and 16 KB instead of 16 KB and 64 KB churned
+	 * through the heap (64 KB freed at the top made glibc give memory
+	 * back to the kernel and take it again, page faults included, every
+	 * few requests). API answers and requests are a few KB at most;
+	 * larger ones take more reads or writes. */
+	HTTP_SETOPT(e, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
+	HTTP_SETOPT(e, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_SEND_BUFFER);
 	HTTP_SETOPT(e, CURLOPT_WRITEFUNCTION, http_write_cb);
 	HTTP_SETOPT(e, CURLOPT_WRITEDATA, op);
 	/* Fails early on a declared Content-Length over the cap. */
@@ -492,21 +698,32 @@ http_op_setup(struct http_op *op, long timeout_ms)
 	HTTP_SETOPT(e, CURLOPT_HTTPHEADER, op->nodes);
 	/* Loopback test endpoints never go through a proxy from the
 	 * environment; https honours it (admins may need one). */
-	if (http_is_plain(r->url))
+	if (plain)
 		HTTP_SETOPT(e, CURLOPT_PROXY, "");
-	if (has_body) {
-		HTTP_SETOPT(e, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)r->body_len);
-		HTTP_SETOPT(e, CURLOPT_POSTFIELDS,
-		    r->body != NULL ? (const char *)r->body : "");
-	}
 	if (is_head)
 		HTTP_SETOPT(e, CURLOPT_NOBODY, 1L);
 	else if (!is_post && (has_body || !is_get))
 		HTTP_SETOPT(e, CURLOPT_CUSTOMREQUEST, method);
+	if (mlen < sizeof(op->shape_method)) {
+		memcpy(op->shape_method, method, mlen + 1);
+		op->shape_body = has_body;
+		op->shape_plain = plain;
+		op->shape_client = op->c->id;
+	}
+per_try:
+	HTTP_SETOPT(e, CURLOPT_URL, r->url);
+	HTTP_SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (has_body) {
+		HTTP_SETOPT(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)op->req_body.len);
+		HTTP_SETOPT(e, CURLOPT_POSTFIELDS, op->req_body.len > 0 ?
+		    (const char *)op->req_body.data : "");
+	}
 out:
 	if (cc == CURLE_OK)
 		return 0;
+	/* Half set up: the next try starts from a reset. */
+	op->shape_client = 0;
 	return cc == CURLE_OUT_OF_MEMORY ? ERR_NOMEM : ERR_INTERNAL;
 }
 
@@ -520,6 +737,21 @@ http_op_set_errmsg(struct http_op *op, const char *msg)
 	/* curl's messages can be longer; a cut one is still useful. */
 	memcpy(op->r->errmsg, msg, n);
 	op->r->errmsg[n] = '\0';
+}
+
+/* http_url_allowed, remembering the last URL that passed: a provider
+ * sends every request to the same few URLs, and parsing one costs more
+ * than the comparison. */
+static bool
+http_client_url_ok(struct http_client *c, const char *url)
+{
+	if (c->url_ok != NULL && strcmp(c->url_ok, url) == 0)
+		return true;
+	if (!http_url_allowed(url))
+		return false;
+	free(c->url_ok);
+	c->url_ok = strdup(url);	/* NULL: nothing remembered */
+	return true;
 }
 
 /* Start a try: op is RUNNING in c->active and holds a slot. */
@@ -558,7 +790,7 @@ http_op_try(struct http_op *op)
 			return;
 		}
 	}
-	if (r->url == NULL || !http_url_allowed(r->url)) {
+	if (r->url == NULL || !http_client_url_ok(op->c, r->url)) {
 		r->transport_err = 1;
 		http_op_set_errmsg(op, "URL refused: plain http is for "
 		    "loopback only");
@@ -567,6 +799,12 @@ http_op_try(struct http_op *op)
 	}
 	if (op->easy == NULL && (op->easy = curl_easy_init()) == NULL) {
 		http_op_complete(op, ERR_NOMEM, 0);
+		return;
+	}
+	buf_clear(&op->req_body);
+	if (r->body_len > 0 && (r->body == NULL ||
+	    (rc = buf_append(&op->req_body, r->body, r->body_len)) != 0)) {
+		http_op_complete(op, r->body == NULL ? ERR_INTERNAL : rc, 0);
 		return;
 	}
 	if ((rc = http_op_setup(op, timeout_ms)) != 0) {
@@ -624,6 +862,12 @@ http_op_try_done(struct http_op *op, CURLcode res)
 	long status = 0;
 	uint64_t ms;
 
+	if (op->orphan) {
+		/* Its connection is back in the cache (unless the try
+		 * failed, when curl closed it); nobody waits for the rest. */
+		http_op_drop(op);
+		return;
+	}
 	curl_easy_getinfo(op->easy, CURLINFO_RESPONSE_CODE, &status);
 	http_op_unplug(op);
 	http_headers_clear(op);
@@ -705,6 +949,8 @@ http_new(struct event_base *base)
 	h->base = base;
 	LIST_INIT(&h->socks);
 	TAILQ_INIT(&h->clients);
+	TAILQ_INIT(&h->free_ops);
+	LIST_INIT(&h->free_socks);
 	/* Reference counted in libcurl; balanced in http_free. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		free(h);
@@ -738,6 +984,27 @@ fail:
 	return NULL;
 }
 
+/* Free kept ops and socket records down to what the slots allow. */
+static void
+http_trim(struct http *h, unsigned keep)
+{
+	struct http_op *op;
+	struct http_sock *s;
+
+	while (h->n_free_ops > keep &&
+	    (op = TAILQ_FIRST(&h->free_ops)) != NULL) {
+		TAILQ_REMOVE(&h->free_ops, op, link);
+		h->n_free_ops--;
+		http_op_free(op);
+	}
+	while (h->n_free_socks > keep &&
+	    (s = LIST_FIRST(&h->free_socks)) != NULL) {
+		h->n_free_socks--;
+		/* unlinks s first (see http_free on NOLINT) */
+		http_sock_free(s);	/* NOLINT(clang-analyzer-unix.Malloc) */
+	}
+}
+
 void
 http_free(struct http *h)
 {
@@ -752,6 +1019,8 @@ http_free(struct http *h)
 	 * valgrind runs see none. */
 	while ((c = TAILQ_FIRST(&h->clients)) != NULL)
 		http_client_free(c);	/* NOLINT(clang-analyzer-unix.Malloc) */
+	/* Kept easy handles go before the share they are attached to. */
+	http_trim(h, 0);
 	curl_multi_cleanup(h->multi);
 	if (h->share != NULL)
 		curl_share_cleanup(h->share);
@@ -763,21 +1032,29 @@ http_free(struct http *h)
 	free(h);
 }
 
-/* Keep two idle connections per request slot, within HTTP_MAX_CONNECTS:
- * with exactly one, a burst past max_inflight made curl close and reopen
- * connections (the benchmark saw 163 handshakes for a pool of 64), since a
- * connection that finishes while the cache is full is closed. */
+/*
+ * One connection per request slot. Every transfer holds a slot (orphans
+ * included), so the slots are all the connections kmsd needs: the cache
+ * keeps that many (within HTTP_MAX_CONNECTS), and curl may not open more,
+ * a backstop that makes a transfer wait for a connection rather than
+ * open one past the pool. (Handshakes past the pool size came from
+ * transfers aborted by a cancel, each closing its connection; see
+ * "orphan" at the top.)
+ */
 static void
 http_tune_cache(struct http *h)
 {
 	struct http_client *c;
-	long n = 0;
+	unsigned long n = 0;
 
 	TAILQ_FOREACH(c, &h->clients, link)
-		n += 2 * (long)c->max_inflight;
-	if (n > HTTP_MAX_CONNECTS)
-		n = HTTP_MAX_CONNECTS;
-	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
+		n += c->max_inflight;
+	h->slots = n > UINT_MAX ? UINT_MAX : (unsigned)n;
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+	    (long)(n > 0 ? n : 1));
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+	    (long)(n < 1 ? 1 : n > HTTP_MAX_CONNECTS ? HTTP_MAX_CONNECTS : n));
+	http_trim(h, h->slots);
 }
 
 struct http_client *
@@ -788,6 +1065,7 @@ http_client_new(struct http *h, const struct http_client_opts *opts)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->h = h;
+	c->id = ++h->client_ids;
 	TAILQ_INIT(&c->queue);
 	TAILQ_INIT(&c->active);
 	TAILQ_INIT(&c->completing);
@@ -853,6 +1131,7 @@ http_client_free(struct http_client *c)
 	TAILQ_REMOVE(&h->clients, c, link);
 	event_free(c->pump);
 	free(c->ca_file);
+	free(c->url_ok);
 	free(c);
 	http_tune_cache(h);
 }
@@ -868,22 +1147,10 @@ http_start(struct http_client *c, struct http_req *r)
 	r->transport_err = 0;
 	r->errmsg[0] = '\0';
 	r->priv = NULL;
-	if ((op = calloc(1, sizeof(*op))) == NULL)
+	if ((op = http_op_get(c->h)) == NULL)
 		return ERR_NOMEM;
 	op->r = r;
 	op->c = c;
-	op->state = HTTP_S_NEW;
-	buf_init(&op->body, HTTP_MAX_BODY);
-	op->step = evtimer_new(c->h->base, http_op_step_cb, op);
-	op->deadline_ev = evtimer_new(c->h->base, http_op_deadline_cb, op);
-	if (op->step == NULL || op->deadline_ev == NULL) {
-		if (op->step != NULL)
-			event_free(op->step);
-		if (op->deadline_ev != NULL)
-			event_free(op->deadline_ev);
-		free(op);
-		return ERR_NOMEM;
-	}
 	r->priv = op;
 	op->deadline_us = http_now_us() + (uint64_t)c->deadline_ms * 1000;
 	tv = http_tv_ms(c->deadline_ms);
@@ -921,7 +1188,10 @@ http_cancel(struct http_req *r)
 		op->cancelled = true;
 		return;
 	}
-	http_op_destroy(op);
+	if (op->state == HTTP_S_RUNNING && op->in_multi)
+		http_op_orphan(op);
+	else
+		http_op_destroy(op);
 }
 
 static bool
@@ -949,6 +1219,7 @@ http_req_header(struct http_req *r, const char *name, const char *value)
 	size_t nlen, vlen, len;
 	unsigned i;
 	char *line;
+	int rc;
 
 	if (op == NULL || op->in_multi || op->state != HTTP_S_RUNNING)
 		return ERR_INTERNAL;
@@ -960,26 +1231,31 @@ http_req_header(struct http_req *r, const char *name, const char *value)
 		return ERR_INTERNAL;
 	if (nlen + vlen + 2 > HTTP_MAX_HEADER_LEN)
 		return ERR_TOO_LARGE;
-	for (i = 0; i < op->nhdr; i++)
-		if (strncasecmp(op->hdr[i], name, nlen) == 0 &&
-		    op->hdr[i][nlen] == ':')
+	for (i = 0; i < op->nhdr; i++) {
+		line = (char *)op->hdrs.data + op->hdr_off[i];
+		if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':')
 			break;
+	}
 	if (i == op->nhdr && op->nhdr == HTTP_MAX_HEADERS)
 		return ERR_TOO_LARGE;
 	len = nlen + 2 + vlen + 1;
-	if ((line = malloc(len)) == NULL)
-		return ERR_NOMEM;
+	/* Reserve first: a replaced line's offset must stay valid. */
+	if ((rc = buf_reserve(&op->hdrs, len)) != 0)
+		return rc;
+	if (i < op->nhdr) {
+		/* The new value goes at the end; the old one is wiped where
+		 * it is and no longer listed. */
+		line = (char *)op->hdrs.data + op->hdr_off[i];
+		OPENSSL_cleanse(line, strlen(line));
+	} else
+		op->nhdr++;
+	op->hdr_off[i] = op->hdrs.len;
+	line = (char *)op->hdrs.data + op->hdrs.len;
 	memcpy(line, name, nlen);
 	memcpy(line + nlen, ": ", 2);
 	memcpy(line + nlen + 2, value, vlen);
 	line[len - 1] = '\0';
-	if (i < op->nhdr) {
-		OPENSSL_cleanse(op->hdr[i], op->hdr_len[i]);
-		free(op->hdr[i]);
-	} else
-		op->nhdr++;
-	op->hdr[i] = line;
-	op->hdr_len[i] = len;
+	op->hdrs.len += len;
 	return 0;
 }
 

@@ -4,7 +4,8 @@
  * One libcurl multi handle, driven by the daemon's libevent loop through
  * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION; nothing here blocks the
  * loop. Connections are kept alive and reused across requests (libcurl's
- * connection cache on the shared multi handle). Each provider gets an
+ * connection cache on the shared multi handle), never more of them than
+ * the clients' in-flight limits add up to. Each provider gets an
  * http_client: a bound on its requests in flight, a bounded queue behind
  * it (past which a request fails at once with ERR_BUSY), a per-request
  * deadline that covers every retry, and a retry policy with jittered
@@ -74,8 +75,8 @@ struct http_client_opts {
 struct http_req {
 	const char *method;		/* "POST", "GET", "PUT" */
 	char *url;			/* owned by the caller */
-	const uint8_t *body;
-	size_t body_len;
+	const uint8_t *body;		/* copied (into a wiped buffer) */
+	size_t body_len;		/* at each try */
 	int (*prepare)(struct http_req *r);	/* 0 or ERR_*: fails the request */
 	enum http_verdict (*classify)(struct http_req *r, long status,
 	    const struct buf *body);
@@ -103,7 +104,10 @@ void http_client_free(struct http_client *c);
 /* Queue or start r. Returns 0 and failures arrive through done(), except
  * ERR_NOMEM when r's own state cannot be allocated (done() will not run). */
 int http_start(struct http_client *c, struct http_req *r);
-/* Stop r; its done() will not run. No-op if it already completed. */
+/* Stop r; its done() will not run, and r may be freed at once. No-op if
+ * it already completed. A transfer already under way runs on without r
+ * (its answer dropped, its slot held until it ends or r's deadline), so
+ * its keep-alive connection is not lost. */
 void http_cancel(struct http_req *r);
 
 /* For prepare(): set a header for this try ("Name: value"). Values that

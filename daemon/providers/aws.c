@@ -19,6 +19,10 @@
  * - one aws_call per started operation, owned by this file from start()
  *   until it calls the caller's done() exactly once. A call is in exactly
  *   one place: waiting for credentials (ctx's chain queue) or in http.c.
+ *   Finished calls are kept on the context for reuse (their buffers wiped,
+ *   at most max_inflight of them), as are one signer output and one
+ *   parsed result, used and wiped within a single callback: a request
+ *   then costs few allocations here.
  *   cancel() takes it out of either and completes it with ERR_TIMEOUT at
  *   once; http.c and the chain promise no later callback for it, so a late
  *   completion never reaches freed memory.
@@ -78,6 +82,10 @@
  * context is bounded by the frame size, JSON escaping at most six times
  * that). */
 #define AWS_BODY_MAX (1024 * 1024)
+/* A finished call is kept for reuse only with a body buffer up to this
+ * size (a body is under 1 KB unless its context is large), so idle calls
+ * do not hold the rare large one. */
+#define AWS_KEEP_BODY 16384
 /* Region names ("us-gov-west-1") and profile names. */
 #define AWS_NAME_MAX 64
 
@@ -99,6 +107,12 @@ struct aws_ctx {
 	unsigned timeout_ms;
 	struct aws_call_list calls;	/* every live call */
 	struct aws_sigkey *sigkey;	/* secure heap; NULL until first use */
+	/* Kept for reuse; see the top of the file. */
+	struct aws_call_list free_calls;
+	unsigned n_free_calls;
+	unsigned max_free_calls;	/* [aws] max_inflight */
+	struct sigv4_out sig;		/* wiped once its headers are set */
+	struct aws_kms_result res;	/* wiped once read */
 };
 
 /* The last derived SigV4 signing key, for one credential generation, UTC
@@ -107,7 +121,7 @@ struct aws_ctx {
 struct aws_sigkey {
 	int valid;
 	uint64_t gen;
-	char day[9];			/* YYYYMMDD */
+	time_t day;			/* UTC days since the epoch */
 	char region[64];
 	uint8_t key[SIGV4_KEY_LEN];
 };
@@ -444,13 +458,29 @@ aws_check_config(const struct config *cfg, const struct cfg_section *s,
 /* ---- the shared context ---- */
 
 static void
+aws_call_destroy(struct aws_call *ac)
+{
+	buf_done(&ac->body);
+	buf_done(&ac->plain);
+	free(ac);
+}
+
+static void
 aws_ctx_unref(struct aws_ctx *ctx)
 {
+	struct aws_call *ac;
+
 	if (ctx == NULL || --ctx->refs > 0)
 		return;
 	if (aws_latest == ctx)
 		aws_latest = NULL;
 	/* No call can be live: each pins its keyring, so its key. */
+	while ((ac = TAILQ_FIRST(&ctx->free_calls)) != NULL) {
+		TAILQ_REMOVE(&ctx->free_calls, ac, link);
+		aws_call_destroy(ac);
+	}
+	sigv4_out_done(&ctx->sig);
+	aws_parse_kms_result_done(&ctx->res);
 	aws_chain_free(ctx->chain);
 	http_client_free(ctx->hc);
 	if (ctx->sigkey != NULL)
@@ -488,6 +518,10 @@ aws_ctx_new(const struct prov_env *env, struct aws_ctx **ret, char *err,
 	ctx->base = env->base;
 	ctx->timeout_ms = c.timeout_ms;
 	TAILQ_INIT(&ctx->calls);
+	TAILQ_INIT(&ctx->free_calls);
+	ctx->max_free_calls = c.max_inflight;
+	sigv4_out_init(&ctx->sig);
+	aws_parse_kms_result_init(&ctx->res);
 
 	/* region: [aws], AWS_REGION, AWS_DEFAULT_REGION, then the profile
 	 * (below); a key ARN's own region wins for that key (aws_open) */
@@ -690,12 +724,21 @@ aws_op_name(enum aws_kms_op op)
 	return "?";
 }
 
+/* Done with ac: wiped and kept for the next call, or freed. */
 static void
 aws_call_free(struct aws_call *ac)
 {
-	buf_done(&ac->body);
-	buf_done(&ac->plain);
-	free(ac);
+	struct aws_ctx *ctx = ac->ctx;
+
+	if (ctx->n_free_calls >= ctx->max_free_calls ||
+	    ac->body.cap > AWS_KEEP_BODY) {
+		aws_call_destroy(ac);
+		return;
+	}
+	buf_clear(&ac->body);
+	buf_clear(&ac->plain);
+	TAILQ_INSERT_HEAD(&ctx->free_calls, ac, link);
+	ctx->n_free_calls++;
 }
 
 /*
@@ -767,25 +810,28 @@ aws_sigkey(struct aws_ctx *ctx, uint64_t gen, const char *secret,
     const char *region, time_t now)
 {
 	struct aws_sigkey *sk = ctx->sigkey;
-	char day[9];
+	/* POSIX time has no leap seconds: UTC days are 86400 s each. */
+	time_t day = now / 86400;
+	char day8[9];
 	struct tm tm;
 
+	if (now < 0 || strlen(region) >= sizeof(sk->region))
+		return NULL;
+	if (sk != NULL && sk->valid && sk->gen == gen && sk->day == day &&
+	    strcmp(sk->region, region) == 0)
+		return sk->key;
 	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(day, sizeof(day), "%Y%m%d", &tm) != 8 ||
-	    strlen(region) >= sizeof(sk->region))
+	    strftime(day8, sizeof(day8), "%Y%m%d", &tm) != 8)
 		return NULL;
 	if (sk == NULL &&
 	    (sk = ctx->sigkey = OPENSSL_secure_zalloc(sizeof(*sk))) == NULL)
 		return NULL;
-	if (sk->valid && sk->gen == gen && strcmp(sk->day, day) == 0 &&
-	    strcmp(sk->region, region) == 0)
-		return sk->key;
 	OPENSSL_cleanse(sk->key, sizeof(sk->key));
 	sk->valid = 0;
-	if (sigv4_signing_key(secret, day, region, "kms", sk->key) != 0)
+	if (sigv4_signing_key(secret, day8, region, "kms", sk->key) != 0)
 		return NULL;
 	sk->gen = gen;
-	memcpy(sk->day, day, sizeof(day));
+	sk->day = day;
 	snprintf(sk->region, sizeof(sk->region), "%s", region);
 	sk->valid = 1;
 	return sk->key;
@@ -801,7 +847,7 @@ aws_prepare(struct http_req *r)
 	struct sigv4_request sr;
 	struct sigv4_params sp;
 	struct sigv4_creds sc;
-	struct sigv4_out out;
+	struct sigv4_out *out = &ac->ctx->sig;
 	const char *target = aws_parse_kms_target(ac->op);
 	int rc;
 
@@ -833,10 +879,10 @@ aws_prepare(struct http_req *r)
 	    (const char *)cr->session_token.data : NULL;
 	sp.signing_key = aws_sigkey(ac->ctx, ac->gen, sc.secret_key,
 	    k->region, sp.now);
-	if ((rc = sigv4_sign(&sr, &sc, &sp, &out)) != 0) {
-		/* out.why is static text naming the part, never a value */
-		ac->why = out.why;
-		sigv4_out_done(&out);
+	if ((rc = sigv4_sign_into(&sr, &sc, &sp, out)) != 0) {
+		/* out->why is static text naming the part, never a value */
+		ac->why = out->why;
+		sigv4_out_clear(out);
 		return rc == ERR_NOMEM ? rc : ERR_PROVIDER_UNAVAILABLE;
 	}
 	rc = http_req_header(r, "Host", k->host);
@@ -845,9 +891,11 @@ aws_prepare(struct http_req *r)
 	if (rc == 0)
 		rc = http_req_header(r, "X-Amz-Target", target);
 	/* the signer's values are NUL-terminated bufs (aws_sigv4.h) */
-	for (size_t i = 0; rc == 0 && i < out.n_add; i++)
-		rc = http_req_header(r, out.add[i].name.p, out.add[i].value.p);
-	sigv4_out_done(&out);
+	for (size_t i = 0; rc == 0 && i < out->n_add; i++)
+		rc = http_req_header(r, out->add[i].name.p,
+		    out->add[i].value.p);
+	/* http.c has its own copy, wiped when the try ends. */
+	sigv4_out_clear(out);
 	return rc;
 }
 
@@ -865,19 +913,27 @@ aws_classify(struct http_req *r, long status, const struct buf *body)
 	return e.retryable ? HTTP_RETRY : HTTP_DONE;
 }
 
+/* Wipe a parsed result (a plaintext among it), keeping its buffers. */
+static void
+aws_kms_result_clear(struct aws_kms_result *res)
+{
+	buf_clear(&res->data);
+	buf_clear(&res->key_id);
+	buf_clear(&res->source_key_id);
+}
+
 /* A 2xx answer: the result into pc->out, or the next step. */
 static void
 aws_call_result(struct aws_call *ac, const struct buf *body)
 {
-	struct aws_kms_result res;
+	/* The context's, wiped (not freed) after each use below. */
+	struct aws_kms_result *res = &ac->ctx->res;
 	char why[PROV_MSG_LEN];
 	int rc;
 
-	aws_parse_kms_result_init(&res);
 	why[0] = '\0';
 	if ((rc = aws_parse_kms_response(ac->op, (const char *)body->data,
-	    body->len, &res, why, sizeof(why))) != 0) {
-		aws_parse_kms_result_done(&res);
+	    body->len, res, why, sizeof(why))) != 0) {
 		aws_call_finish(ac, rc == ERR_NOMEM ? rc :
 		    ERR_PROVIDER_UNAVAILABLE, "AWS KMS sent an unreadable "
 		    "answer: %s", why);
@@ -887,8 +943,8 @@ aws_call_result(struct aws_call *ac, const struct buf *body)
 		/* Rewrap across regions: the data key goes straight into an
 		 * Encrypt under the new version, then is wiped. */
 		buf_clear(&ac->plain);
-		rc = buf_append(&ac->plain, res.data.data, res.data.len);
-		aws_parse_kms_result_done(&res);
+		rc = buf_append(&ac->plain, res->data.data, res->data.len);
+		aws_kms_result_clear(res);
 		ac->key = ac->dest;
 		ac->dest = NULL;
 		ac->op = AWS_KMS_ENCRYPT;
@@ -907,8 +963,8 @@ aws_call_result(struct aws_call *ac, const struct buf *body)
 		aws_call_go(ac);
 		return;
 	}
-	rc = buf_append(&ac->pc->out, res.data.data, res.data.len);
-	aws_parse_kms_result_done(&res);
+	rc = buf_append(&ac->pc->out, res->data.data, res->data.len);
+	aws_kms_result_clear(res);
 	if (rc != 0) {
 		aws_call_finish(ac, rc, "AWS KMS answer over the output limit");
 		return;
@@ -1031,16 +1087,29 @@ aws_call_go(struct aws_call *ac)
 static struct aws_call *
 aws_call_new(struct aws_key *k, struct prov_call *pc, enum aws_kms_op op)
 {
+	struct aws_ctx *ctx = k->ctx;
 	struct aws_call *ac;
+	struct buf body, plain;
 
-	if ((ac = calloc(1, sizeof(*ac))) == NULL)
-		return NULL;
-	ac->ctx = k->ctx;
+	if ((ac = TAILQ_FIRST(&ctx->free_calls)) != NULL) {
+		/* its buffers were wiped when it was kept */
+		TAILQ_REMOVE(&ctx->free_calls, ac, link);
+		ctx->n_free_calls--;
+		body = ac->body;
+		plain = ac->plain;
+		memset(ac, 0, sizeof(*ac));
+		ac->body = body;
+		ac->plain = plain;
+	} else {
+		if ((ac = calloc(1, sizeof(*ac))) == NULL)
+			return NULL;
+		buf_init(&ac->body, AWS_BODY_MAX);
+		buf_init(&ac->plain, AWS_KMS_MAX_PLAINTEXT);
+	}
+	ac->ctx = ctx;
 	ac->key = k;
 	ac->pc = pc;
 	ac->op = op;
-	buf_init(&ac->body, AWS_BODY_MAX);
-	buf_init(&ac->plain, AWS_KMS_MAX_PLAINTEXT);
 	ac->w.ready = aws_send_ready;
 	ac->w.arg = ac;
 	TAILQ_INSERT_TAIL(&k->ctx->calls, ac, link);

@@ -52,6 +52,9 @@
 #define AWS_PARSE_MAX_FRACTION 9
 /* Longest tag the XML scanner looks for, with its brackets. */
 #define AWS_PARSE_MAX_TAG 64
+/* Members the flat-object fast path reads (a KMS answer has 3 or 4); an
+ * object with more goes to jansson. */
+#define AWS_PARSE_FLAT_MEMBERS 16
 
 static void aws_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -891,15 +894,11 @@ aws_parse_kms_result_done(struct aws_kms_result *r)
 	buf_done(&r->source_key_id);
 }
 
+/* A key id member's value s (STR_NULL: absent) into dst. */
 static int
-aws_kms_key_field(json_t *root, const char *key, struct buf *dst,
+aws_kms_key_set(struct str s, const char *key, struct buf *dst,
     const char *what, char *err, size_t errlen)
 {
-	struct str s;
-	int r;
-
-	if ((r = aws_json_str(root, key, 0, &s, what, err, errlen)) != 0)
-		return r;
 	if (s.p == NULL)
 		return 0;
 	if (s.len == 0 || s.len > AWS_KMS_MAX_KEY_ID ||
@@ -910,13 +909,173 @@ aws_kms_key_field(json_t *root, const char *key, struct buf *dst,
 	return aws_set(dst, s.p, s.len);
 }
 
+static int
+aws_kms_key_field(json_t *root, const char *key, struct buf *dst,
+    const char *what, char *err, size_t errlen)
+{
+	struct str s;
+	int r;
+
+	if ((r = aws_json_str(root, key, 0, &s, what, err, errlen)) != 0)
+		return r;
+	return aws_kms_key_set(s, key, dst, what, err, errlen);
+}
+
+/* The Plaintext or CiphertextBlob member's base64 value s, decoded. */
+static int
+aws_kms_data_set(struct str s, const char *field, size_t max,
+    struct buf *dst, const char *what, char *err, size_t errlen)
+{
+	size_t dlen;
+	int r;
+
+	/* Check the size before decoding: the API never returns more. */
+	dlen = b64_decoded_len(s.p, s.len);
+	if (s.len % 4 != 0 || s.len > (max + 2) / 3 * 4 || dlen == 0 ||
+	    dlen > max) {
+		aws_errf(err, errlen, "%s: %s is empty, too long or not "
+		    "base64", what, field);
+		return ERR_BAD_REQUEST;
+	}
+	if ((r = b64_decode(dst, s.p, s.len)) != 0) {
+		aws_errf(err, errlen, "%s: %s is not valid base64", what,
+		    field);
+		return r == ERR_NOMEM ? r : ERR_BAD_REQUEST;
+	}
+	return 0;
+}
+
+struct aws_member {
+	struct str name;
+	struct str value;
+};
+
+static size_t
+aws_json_ws(const char *p, size_t len, size_t i)
+{
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
+	    p[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* A string of printable ASCII without escapes at p[i] ('"' included);
+ * the index past it, or 0. */
+static size_t
+aws_json_plain_str(const char *p, size_t len, size_t i, struct str *ret)
+{
+	size_t start;
+
+	if (i >= len || p[i] != '"')
+		return 0;
+	start = ++i;
+	for (; i < len && p[i] != '"'; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e ||
+		    p[i] == '\\')
+			return 0;
+	if (i == len)
+		return 0;
+	*ret = (struct str){ p + start, i - start };
+	return i + 1;
+}
+
+/*
+ * The shape every KMS answer has, read without jansson: one object whose
+ * members are all strings of printable ASCII without escapes, no name
+ * twice ({"KeyId":"arn:...","Plaintext":"...","EncryptionAlgorithm":
+ * "SYMMETRIC_DEFAULT"}). That is a strict subset of JSON on which jansson
+ * (JSON_REJECT_DUPLICATES) reads exactly these members, so for such a body
+ * both paths give the same answer. 1 with m[0..*ret_n) set when body has
+ * this shape; 0 for anything else (an escape, a byte outside printable
+ * ASCII, a number, null, a nested value, more than max members, bad
+ * JSON), which is then jansson's to judge.
+ */
+static int
+aws_json_flat(const char *p, size_t len, struct aws_member *m, size_t max,
+    size_t *ret_n)
+{
+	size_t i, n = 0;
+
+	i = aws_json_ws(p, len, 0);
+	if (i >= len || p[i] != '{')
+		return 0;
+	i = aws_json_ws(p, len, i + 1);
+	if (i < len && p[i] == '}')
+		goto end;
+	for (;;) {
+		if (n == max ||
+		    (i = aws_json_plain_str(p, len, i, &m[n].name)) == 0)
+			return 0;
+		i = aws_json_ws(p, len, i);
+		if (i >= len || p[i] != ':')
+			return 0;
+		i = aws_json_ws(p, len, i + 1);
+		if ((i = aws_json_plain_str(p, len, i, &m[n].value)) == 0)
+			return 0;
+		for (size_t k = 0; k < n; k++)
+			if (m[k].name.len == m[n].name.len &&
+			    memcmp(m[k].name.p, m[n].name.p,
+			    m[n].name.len) == 0)
+				return 0;
+		n++;
+		i = aws_json_ws(p, len, i);
+		if (i < len && p[i] == ',') {
+			i = aws_json_ws(p, len, i + 1);
+			continue;
+		}
+		if (i < len && p[i] == '}')
+			break;
+		return 0;
+	}
+end:
+	if (aws_json_ws(p, len, i + 1) != len)
+		return 0;
+	*ret_n = n;
+	return 1;
+}
+
+/* Member name's value, or STR_NULL. */
+static struct str
+aws_member_get(const struct aws_member *m, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (str_eq(m[i].name, name))
+			return m[i].value;
+	return STR_NULL;
+}
+
+/* aws_parse_kms_response for a body aws_json_flat read. */
+static int
+aws_kms_response_flat(enum aws_kms_op op, const struct aws_member *m,
+    size_t n, struct aws_kms_result *res, const char *what,
+    const char *field, size_t max, char *err, size_t errlen)
+{
+	struct str s = aws_member_get(m, n, field);
+	int r;
+
+	if (s.p == NULL) {
+		aws_errf(err, errlen, "%s: %s is missing", what, field);
+		return ERR_BAD_REQUEST;
+	}
+	if ((r = aws_kms_data_set(s, field, max, &res->data, what, err,
+	    errlen)) != 0 ||
+	    (r = aws_kms_key_set(aws_member_get(m, n, "KeyId"), "KeyId",
+	    &res->key_id, what, err, errlen)) != 0)
+		return r;
+	if (op == AWS_KMS_REENCRYPT)
+		r = aws_kms_key_set(aws_member_get(m, n, "SourceKeyId"),
+		    "SourceKeyId", &res->source_key_id, what, err, errlen);
+	return r;
+}
+
 int
 aws_parse_kms_response(enum aws_kms_op op, const char *body, size_t len,
     struct aws_kms_result *res, char *err, size_t errlen)
 {
+	struct aws_member m[AWS_PARSE_FLAT_MEMBERS];
 	const char *field, *what;
 	json_t *root = NULL;
-	size_t max, dlen;
+	size_t max, n;
 	struct str s;
 	int r;
 
@@ -930,25 +1089,21 @@ aws_parse_kms_response(enum aws_kms_op op, const char *body, size_t len,
 	field = op == AWS_KMS_DECRYPT ? "Plaintext" : "CiphertextBlob";
 	max = op == AWS_KMS_DECRYPT ? AWS_KMS_MAX_PLAINTEXT :
 	    AWS_KMS_MAX_CIPHERTEXT;
+	/* The usual answer without jansson's allocations and copies (of the
+	 * plaintext among them); the body's size limits come first, as
+	 * below. */
+	if (body != NULL && len > 0 && len <= AWS_PARSE_MAX_BODY &&
+	    aws_json_flat(body, len, m, AWS_PARSE_FLAT_MEMBERS, &n)) {
+		r = aws_kms_response_flat(op, m, n, res, what, field, max, err,
+		    errlen);
+		goto out;
+	}
 	if ((r = aws_json_load(body, len, &root, what, err, errlen)) != 0)
 		return r;
-	if ((r = aws_json_str(root, field, 1, &s, what, err, errlen)) != 0)
+	if ((r = aws_json_str(root, field, 1, &s, what, err, errlen)) != 0 ||
+	    (r = aws_kms_data_set(s, field, max, &res->data, what, err,
+	    errlen)) != 0)
 		goto out;
-	/* Check the size before decoding: the API never returns more. */
-	dlen = b64_decoded_len(s.p, s.len);
-	if (s.len % 4 != 0 || s.len > (max + 2) / 3 * 4 || dlen == 0 ||
-	    dlen > max) {
-		aws_errf(err, errlen, "%s: %s is empty, too long or not "
-		    "base64", what, field);
-		r = ERR_BAD_REQUEST;
-		goto out;
-	}
-	if ((r = b64_decode(&res->data, s.p, s.len)) != 0) {
-		aws_errf(err, errlen, "%s: %s is not valid base64", what,
-		    field);
-		r = r == ERR_NOMEM ? r : ERR_BAD_REQUEST;
-		goto out;
-	}
 	if ((r = aws_kms_key_field(root, "KeyId", &res->key_id, what, err,
 	    errlen)) != 0)
 		goto out;
@@ -956,7 +1111,7 @@ aws_parse_kms_response(enum aws_kms_op op, const char *body, size_t len,
 	    "SourceKeyId", &res->source_key_id, what, err, errlen)) != 0)
 		goto out;
 out:
-	if (op == AWS_KMS_DECRYPT)
+	if (op == AWS_KMS_DECRYPT && root != NULL)
 		aws_json_wipe(root, field);
 	json_decref(root);
 	if (r != 0) {

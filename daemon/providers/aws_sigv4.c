@@ -9,7 +9,11 @@
  *   kSigning) lives on the stack and is wiped with OPENSSL_cleanse before
  *   return, on every path;
  * - output strings live in wipe-on-free bufs (the canonical request holds
- *   the session token); scratch bufs are wiped too;
+ *   the session token); scratch bufs are wiped too, and a reused out is
+ *   wiped before each signature and by sigv4_out_clear;
+ * - the signature's HMAC runs on a kept EVP_MAC context (EVP_Q_mac
+ *   fetches and allocates a MAC for every call, which cost more than the
+ *   hashing itself);
  * - input that could not be sent as a well-formed HTTP/1.1 request (control
  *   bytes in names, values, path or token) is refused rather than signed;
  * - failure messages (out->why) are static text, never a value.
@@ -22,12 +26,13 @@
  * remove_dot_segments), the path encoded once more, query pairs decoded,
  * re-encoded with the unreserved set and sorted by name then value.
  */
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "aws_sigv4.h"
 #include "err.h"
@@ -99,16 +104,74 @@ sigv4_append_hex(struct buf *b, const uint8_t *p, size_t n)
 	return r;
 }
 
+/* SHA-256 over up to two pieces, with out's kept context. */
 static int
-sigv4_sha256_hex(const void *p, size_t n, struct buf *dst)
+sigv4_sha256(struct sigv4_out *out, const void *p1, size_t n1,
+    const void *p2, size_t n2, uint8_t md[SIGV4_KEY_LEN])
 {
-	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	if (out->sha256 == NULL &&
+	    (out->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return ERR_INTERNAL;
+	if (out->md_ctx == NULL && (out->md_ctx = EVP_MD_CTX_new()) == NULL)
+		return ERR_NOMEM;
+	if (EVP_DigestInit_ex2(out->md_ctx, out->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(out->md_ctx, p1, n1) != 1 ||
+	    (n2 > 0 && EVP_DigestUpdate(out->md_ctx, p2, n2) != 1) ||
+	    EVP_DigestFinal_ex(out->md_ctx, md, &mdlen) != 1 ||
 	    mdlen != SIGV4_KEY_LEN)
 		return ERR_INTERNAL;
-	return sigv4_append_hex(dst, md, mdlen);
+	return 0;
+}
+
+static int
+sigv4_sha256_hex(struct sigv4_out *out, const void *p, size_t n,
+    struct buf *dst)
+{
+	uint8_t md[SIGV4_KEY_LEN];
+	int r;
+
+	if ((r = sigv4_sha256(out, p, n, NULL, 0, md)) != 0)
+		return r;
+	return sigv4_append_hex(dst, md, sizeof(md));
+}
+
+/* HMAC-SHA256 keyed with a derived signing key, on out's kept MAC
+ * context (EVP_Q_mac would fetch and allocate a MAC for every call). */
+static int
+sigv4_hmac_signing(struct sigv4_out *out, const uint8_t key[SIGV4_KEY_LEN],
+    const void *data, size_t data_len, uint8_t mac[SIGV4_KEY_LEN])
+{
+	OSSL_PARAM params[2];
+	size_t maclen = 0;
+
+	if (out->mac_ctx == NULL) {
+		if ((out->hmac == NULL &&
+		    (out->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) ||
+		    (out->mac_ctx = EVP_MAC_CTX_new(out->hmac)) == NULL)
+			return ERR_INTERNAL;
+		params[0] = OSSL_PARAM_construct_utf8_string("digest",
+		    (char *)"SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (EVP_MAC_CTX_set_params(out->mac_ctx, params) != 1)
+			return ERR_INTERNAL;
+	}
+	static const uint8_t nokey[SIGV4_KEY_LEN];
+	int r = 0;
+
+	if (EVP_MAC_init(out->mac_ctx, key, SIGV4_KEY_LEN, NULL) != 1 ||
+	    EVP_MAC_update(out->mac_ctx, data, data_len) != 1 ||
+	    EVP_MAC_final(out->mac_ctx, mac, &maclen, SIGV4_KEY_LEN) != 1 ||
+	    maclen != SIGV4_KEY_LEN)
+		r = ERR_INTERNAL;
+	/* The context's pads stand for the signing key: replace them with
+	 * an all-zero key's until the next signature. */
+	if (EVP_MAC_init(out->mac_ctx, nokey, sizeof(nokey), NULL) != 1)
+		r = ERR_INTERNAL;
+	if (r != 0)
+		ERR_clear_error();
+	return r;
 }
 
 static int
@@ -562,7 +625,7 @@ sigv4_signing_key(const char *secret, const char *date8, const char *region,
 	return r;
 }
 
-static void
+void
 sigv4_out_init(struct sigv4_out *out)
 {
 	buf_init(&out->canonical_request, SIGV4_MAX_TEXT);
@@ -572,6 +635,29 @@ sigv4_out_init(struct sigv4_out *out)
 	buf_init(&out->payload_hash, SIGV4_MAX_TEXT);
 	buf_init(&out->session_token, SIGV4_MAX_TEXT);
 	buf_init(&out->authorization, SIGV4_MAX_TEXT);
+	buf_init(&out->signed_headers, SIGV4_MAX_TEXT);
+	buf_init(&out->scope, SIGV4_MAX_TEXT);
+	memset(out->add, 0, sizeof(out->add));
+	out->n_add = 0;
+	out->why = NULL;
+	out->sha256 = NULL;
+	out->md_ctx = NULL;
+	out->hmac = NULL;
+	out->mac_ctx = NULL;
+}
+
+void
+sigv4_out_clear(struct sigv4_out *out)
+{
+	buf_clear(&out->canonical_request);
+	buf_clear(&out->string_to_sign);
+	buf_clear(&out->signature);
+	buf_clear(&out->amz_date);
+	buf_clear(&out->payload_hash);
+	buf_clear(&out->session_token);
+	buf_clear(&out->authorization);
+	buf_clear(&out->signed_headers);
+	buf_clear(&out->scope);
 	memset(out->add, 0, sizeof(out->add));
 	out->n_add = 0;
 	out->why = NULL;
@@ -587,8 +673,20 @@ sigv4_out_done(struct sigv4_out *out)
 	buf_done(&out->payload_hash);
 	buf_done(&out->session_token);
 	buf_done(&out->authorization);
+	buf_done(&out->signed_headers);
+	buf_done(&out->scope);
 	memset(out->add, 0, sizeof(out->add));
 	out->n_add = 0;
+	/* EVP_MD_CTX_free wipes the digest state it frees. */
+	EVP_MD_CTX_free(out->md_ctx);
+	out->md_ctx = NULL;
+	EVP_MD_free(out->sha256);
+	out->sha256 = NULL;
+	/* EVP_MAC_CTX_free wipes the key schedule it frees. */
+	EVP_MAC_CTX_free(out->mac_ctx);
+	out->mac_ctx = NULL;
+	EVP_MAC_free(out->hmac);
+	out->hmac = NULL;
 }
 
 static int
@@ -722,38 +820,84 @@ sigv4_add(struct sigv4_out *out, const char *name, const struct buf *b)
 	out->n_add++;
 }
 
+/* "YYYYMMDDTHHMMSSZ" for a year 1000..9999 (strftime is locale-aware
+ * and costs more than the signature's bookkeeping). */
+static int
+sigv4_format_date(time_t now, char date[SIGV4_DATE_LEN + 1])
+{
+	static const int w[6] = { 4, 2, 2, 2, 2, 2 };	/* digits */
+	struct tm tm;
+	char *p = date;
+	int f[6];
+
+	if (gmtime_r(&now, &tm) == NULL || tm.tm_year + 1900 < 1000 ||
+	    tm.tm_year + 1900 > 9999)
+		return -1;
+	f[0] = tm.tm_year + 1900;
+	f[1] = tm.tm_mon + 1;
+	f[2] = tm.tm_mday;
+	f[3] = tm.tm_hour;
+	f[4] = tm.tm_min;
+	f[5] = tm.tm_sec;
+	for (int i = 0; i < 6; i++) {
+		if (i == 3)
+			*p++ = 'T';
+		for (int k = w[i] - 1, x = f[i]; k >= 0; k--, x /= 10)
+			p[k] = (char)('0' + x % 10);
+		p += w[i];
+	}
+	*p++ = 'Z';
+	*p = '\0';
+	return 0;
+}
+
 int
 sigv4_sign(const struct sigv4_request *req, const struct sigv4_creds *creds,
     const struct sigv4_params *params, struct sigv4_out *out)
 {
+	const char *why;
+	int r;
+
+	sigv4_out_init(out);
+	if ((r = sigv4_sign_into(req, creds, params, out)) != 0) {
+		why = out->why;
+		sigv4_out_done(out);
+		out->why = why;
+	}
+	return r;
+}
+
+int
+sigv4_sign_into(const struct sigv4_request *req,
+    const struct sigv4_creds *creds, const struct sigv4_params *params,
+    struct sigv4_out *out)
+{
 	struct sigv4_entry tab[SIGV4_MAX_ENTRIES];
 	uint8_t key[SIGV4_KEY_LEN], mac[SIGV4_KEY_LEN];
 	char date[SIGV4_DATE_LEN + 1];
-	struct buf signed_hdrs, scope;
+	struct buf *cr = &out->canonical_request, *sts = &out->string_to_sign;
+	struct buf *sh = &out->signed_headers, *scope = &out->scope;
+	struct buf *auth = &out->authorization;
 	const char *why = NULL;
 	size_t n_tab = 0;
 	int have_token, r;
-	struct tm tm;
 
-	sigv4_out_init(out);
-	buf_init(&signed_hdrs, SIGV4_MAX_TEXT);
-	buf_init(&scope, SIGV4_MAX_TEXT);
+	sigv4_out_clear(out);
+	memset(mac, 0, sizeof(mac));
 	if ((r = sigv4_check_input(req, creds, params, &why)) != 0)
 		goto out;
 	have_token = creds->session_token != NULL &&
 	    creds->session_token[0] != '\0';
 
-	if (gmtime_r(&params->now, &tm) == NULL ||
-	    tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999 ||
-	    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm) !=
-	    SIGV4_DATE_LEN) {
+	if (sigv4_format_date(params->now, date) != 0) {
 		why = "signing time out of range";
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
 	if ((r = buf_append(&out->amz_date, date, SIGV4_DATE_LEN)) != 0 ||
-	    (r = sigv4_sha256_hex(req->body_len > 0 ? (const void *)req->body :
-	    "", req->body_len, &out->payload_hash)) != 0 ||
+	    (r = sigv4_sha256_hex(out, req->body_len > 0 ?
+	    (const void *)req->body : "", req->body_len,
+	    &out->payload_hash)) != 0 ||
 	    (have_token && (r = buf_append_str(&out->session_token,
 	    creds->session_token)) != 0))
 		goto out;
@@ -763,81 +907,71 @@ sigv4_sign(const struct sigv4_request *req, const struct sigv4_creds *creds,
 		goto out;
 
 	/* The canonical request. */
-	if ((r = buf_append_str(&out->canonical_request, req->method)) != 0 ||
-	    (r = buf_append_byte(&out->canonical_request, '\n')) != 0 ||
-	    (r = sigv4_canonical_path(&out->canonical_request, req->path,
-	    params->normalize_path, &why)) != 0 ||
-	    (r = buf_append_byte(&out->canonical_request, '\n')) != 0 ||
-	    (r = sigv4_canonical_query(&out->canonical_request, req->query,
+	if ((r = buf_append_str(cr, req->method)) != 0 ||
+	    (r = buf_append_byte(cr, '\n')) != 0 ||
+	    (r = sigv4_canonical_path(cr, req->path, params->normalize_path,
 	    &why)) != 0 ||
-	    (r = buf_append_byte(&out->canonical_request, '\n')) != 0 ||
-	    (r = sigv4_canonical_headers(&out->canonical_request, &signed_hdrs,
-	    tab, n_tab)) != 0 ||
-	    (r = buf_append_byte(&out->canonical_request, '\n')) != 0 ||
-	    (r = buf_append(&out->canonical_request, signed_hdrs.data,
-	    signed_hdrs.len)) != 0 ||
-	    (r = buf_append_byte(&out->canonical_request, '\n')) != 0 ||
-	    (r = buf_append(&out->canonical_request, out->payload_hash.data,
+	    (r = buf_append_byte(cr, '\n')) != 0 ||
+	    (r = sigv4_canonical_query(cr, req->query, &why)) != 0 ||
+	    (r = buf_append_byte(cr, '\n')) != 0 ||
+	    (r = sigv4_canonical_headers(cr, sh, tab, n_tab)) != 0 ||
+	    (r = buf_append_byte(cr, '\n')) != 0 ||
+	    (r = buf_append(cr, sh->data, sh->len)) != 0 ||
+	    (r = buf_append_byte(cr, '\n')) != 0 ||
+	    (r = buf_append(cr, out->payload_hash.data,
 	    out->payload_hash.len)) != 0)
 		goto out;
 
 	/* The string to sign. */
-	if ((r = buf_append(&scope, date, SIGV4_DAY_LEN)) != 0 ||
-	    (r = buf_append_byte(&scope, '/')) != 0 ||
-	    (r = buf_append_str(&scope, params->region)) != 0 ||
-	    (r = buf_append_byte(&scope, '/')) != 0 ||
-	    (r = buf_append_str(&scope, params->service)) != 0 ||
-	    (r = buf_append_str(&scope, "/" SIGV4_TERMINATOR)) != 0 ||
-	    (r = buf_append_str(&out->string_to_sign,
-	    SIGV4_ALGORITHM "\n")) != 0 ||
-	    (r = buf_append(&out->string_to_sign, date,
-	    SIGV4_DATE_LEN)) != 0 ||
-	    (r = buf_append_byte(&out->string_to_sign, '\n')) != 0 ||
-	    (r = buf_append(&out->string_to_sign, scope.data,
-	    scope.len)) != 0 ||
-	    (r = buf_append_byte(&out->string_to_sign, '\n')) != 0 ||
-	    (r = sigv4_sha256_hex(out->canonical_request.data,
-	    out->canonical_request.len, &out->string_to_sign)) != 0)
+	if ((r = buf_append(scope, date, SIGV4_DAY_LEN)) != 0 ||
+	    (r = buf_append_byte(scope, '/')) != 0 ||
+	    (r = buf_append_str(scope, params->region)) != 0 ||
+	    (r = buf_append_byte(scope, '/')) != 0 ||
+	    (r = buf_append_str(scope, params->service)) != 0 ||
+	    (r = buf_append_str(scope, "/" SIGV4_TERMINATOR)) != 0 ||
+	    (r = buf_append_str(sts, SIGV4_ALGORITHM "\n")) != 0 ||
+	    (r = buf_append(sts, date, SIGV4_DATE_LEN)) != 0 ||
+	    (r = buf_append_byte(sts, '\n')) != 0 ||
+	    (r = buf_append(sts, scope->data, scope->len)) != 0 ||
+	    (r = buf_append_byte(sts, '\n')) != 0 ||
+	    (r = sigv4_sha256_hex(out, cr->data, cr->len, sts)) != 0)
 		goto out;
 
 	/* The signature: only the derived key touches the string to sign. */
 	date[SIGV4_DAY_LEN] = '\0';
-	if ((r = buf_cstr(&scope)) != 0)
+	if ((r = buf_cstr(scope)) != 0)
 		goto out;
 	if (params->signing_key != NULL)
 		memcpy(key, params->signing_key, sizeof(key));
 	else if ((r = sigv4_signing_key(creds->secret_key, date,
 	    params->region, params->service, key)) != 0)
 		goto out;
-	r = sigv4_hmac(key, sizeof(key), out->string_to_sign.data,
-	    out->string_to_sign.len, mac);
+	r = sigv4_hmac_signing(out, key, sts->data, sts->len, mac);
 	OPENSSL_cleanse(key, sizeof(key));
 	if (r != 0 || (r = sigv4_append_hex(&out->signature, mac,
 	    sizeof(mac))) != 0)
 		goto out;
 
-	if ((r = buf_append_str(&out->authorization,
-	    SIGV4_ALGORITHM " Credential=")) != 0 ||
-	    (r = buf_append_str(&out->authorization, creds->access_key)) != 0 ||
-	    (r = buf_append_byte(&out->authorization, '/')) != 0 ||
-	    (r = buf_append(&out->authorization, scope.data, scope.len)) != 0 ||
-	    (r = buf_append_str(&out->authorization,
-	    ", SignedHeaders=")) != 0 ||
-	    (r = buf_append(&out->authorization, signed_hdrs.data,
-	    signed_hdrs.len)) != 0 ||
-	    (r = buf_append_str(&out->authorization, ", Signature=")) != 0 ||
-	    (r = buf_append(&out->authorization, out->signature.data,
+	if ((r = buf_append_str(auth, SIGV4_ALGORITHM " Credential=")) != 0 ||
+	    (r = buf_append_str(auth, creds->access_key)) != 0 ||
+	    (r = buf_append_byte(auth, '/')) != 0 ||
+	    (r = buf_append(auth, scope->data, scope->len)) != 0 ||
+	    (r = buf_append_str(auth, ", SignedHeaders=")) != 0 ||
+	    (r = buf_append(auth, sh->data, sh->len)) != 0 ||
+	    (r = buf_append_str(auth, ", Signature=")) != 0 ||
+	    (r = buf_append(auth, out->signature.data,
 	    out->signature.len)) != 0)
 		goto out;
 
 	/* NUL-terminate every output for C-string users. */
-	if ((r = buf_cstr(&out->canonical_request)) != 0 ||
-	    (r = buf_cstr(&out->string_to_sign)) != 0 ||
+	if ((r = buf_cstr(cr)) != 0 ||
+	    (r = buf_cstr(sts)) != 0 ||
 	    (r = buf_cstr(&out->signature)) != 0 ||
 	    (r = buf_cstr(&out->amz_date)) != 0 ||
 	    (r = buf_cstr(&out->payload_hash)) != 0 ||
 	    (r = buf_cstr(&out->session_token)) != 0 ||
-	    (r = buf_cstr(&out->authorization)) != 0)
+	    (r = buf_cstr(sh)) != 0 ||
+	    (r = buf_cstr(auth)) != 0)
 		goto out;
 
 	/* Only now do the bufs stop moving, so the header views are safe. */
@@ -846,13 +980,11 @@ sigv4_sign(const struct sigv4_request *req, const struct sigv4_creds *creds,
 		sigv4_add(out, "X-Amz-Security-Token", &out->session_token);
 	if (params->sign_body)
 		sigv4_add(out, "X-Amz-Content-Sha256", &out->payload_hash);
-	sigv4_add(out, "Authorization", &out->authorization);
+	sigv4_add(out, "Authorization", auth);
 out:
 	OPENSSL_cleanse(mac, sizeof(mac));
-	buf_done(&signed_hdrs);
-	buf_done(&scope);
 	if (r != 0) {
-		sigv4_out_done(out);
+		sigv4_out_clear(out);
 		out->why = why != NULL ? why : r == ERR_TOO_LARGE ?
 		    "request too large to sign" : r == ERR_NOMEM ?
 		    "out of memory" : "signing failed";

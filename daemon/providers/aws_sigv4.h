@@ -5,6 +5,9 @@
  * Pure: no I/O, no logging, no global state. The HTTP layer calls
  * sigv4_sign() once per try (the date is part of the signature), adds the
  * headers listed in out->add to what it sends, and calls sigv4_out_done().
+ * A caller that signs often keeps one sigv4_out instead and calls
+ * sigv4_sign_into() and sigv4_out_clear() around each use: its buffers and
+ * hash context are reused, so a signature then allocates (almost) nothing.
  * Every intermediate string is exposed so tests compare each stage against
  * the published suites.
  *
@@ -72,6 +75,11 @@ struct sigv4_params {
 	const uint8_t *signing_key;
 };
 
+struct evp_md_st;
+struct evp_md_ctx_st;
+struct evp_mac_st;
+struct evp_mac_ctx_st;
+
 struct sigv4_out {
 	/* Each stage, NUL-terminated (not counted in len). Wipe-on-free:
 	 * the canonical request carries the session token. */
@@ -82,6 +90,8 @@ struct sigv4_out {
 	struct buf payload_hash;	/* hex SHA-256 of the body */
 	struct buf session_token;	/* copy of the token, or empty */
 	struct buf authorization;	/* the Authorization header value */
+	struct buf signed_headers;	/* "content-type;host;x-amz-date" */
+	struct buf scope;		/* "20150830/us-east-1/kms/aws4_request" */
 	/* Headers to add to the request, values pointing into this struct:
 	 * X-Amz-Date, X-Amz-Security-Token (when there is a token, signed or
 	 * not), X-Amz-Content-Sha256 (sign_body), Authorization. */
@@ -90,6 +100,12 @@ struct sigv4_out {
 	/* After a failure: a static reason naming the bad part, never a
 	 * value; NULL after success. */
 	const char *why;
+	/* The signer's SHA-256 and HMAC-SHA256, fetched once and kept with
+	 * out (private). */
+	struct evp_md_st *sha256;
+	struct evp_md_ctx_st *md_ctx;
+	struct evp_mac_st *hmac;
+	struct evp_mac_ctx_st *mac_ctx;
 };
 
 /*
@@ -104,6 +120,20 @@ int sigv4_sign(const struct sigv4_request *req,
 
 /* Wipe and free everything in out; safe on a zeroed or done struct. */
 void sigv4_out_done(struct sigv4_out *out);
+
+/* An empty out for sigv4_sign_into; sigv4_out_done frees it. */
+void sigv4_out_init(struct sigv4_out *out);
+/*
+ * sigv4_sign into an out from sigv4_out_init that earlier signatures may
+ * have used: what it held is wiped first and its buffers and hash context
+ * are reused. Same results and returns; on failure out holds nothing but
+ * stays reusable.
+ */
+int sigv4_sign_into(const struct sigv4_request *req,
+    const struct sigv4_creds *creds, const struct sigv4_params *params,
+    struct sigv4_out *out);
+/* Wipe out's contents, keeping its buffers for the next sigv4_sign_into. */
+void sigv4_out_clear(struct sigv4_out *out);
 
 /*
  * The derived signing key HMAC(HMAC(HMAC(HMAC("AWS4" secret, date8),

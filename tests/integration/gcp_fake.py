@@ -54,6 +54,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+
+class _Server(ThreadingHTTPServer):
+    # the default backlog of 5 drops bursts of connects (kmsd opens many
+    # connections at once)
+    request_queue_size = 128
+
+
 SCOPE = "https://www.googleapis.com/auth/cloudkms"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 USER = {"client_id": "test-client-id.apps.example.com",
@@ -447,7 +454,7 @@ def main():
         State.sa = json.load(f)
     with open(os.path.join(vec, "privatekey.pub"), "rb") as f:
         State.pubkey = serialization.load_pem_public_key(f.read())
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv = _Server(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     State.port = srv.server_address[1]
     threading.Thread(target=srv.serve_forever, daemon=True).start()

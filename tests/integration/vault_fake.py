@@ -43,6 +43,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+
+class _Server(ThreadingHTTPServer):
+    # the default backlog of 5 drops bursts of connects (kmsd opens many
+    # connections at once)
+    request_queue_size = 128
+
+
 # What Vault says when a derived key gets no context (path_encrypt.go).
 MISSING_CONTEXT = ("missing 'context' for key derivation; the key was "
                    "created using a derived key, which means additional, "
@@ -204,7 +211,7 @@ class FakeVault:
         self.faults = []
         self.refuse_renewal = False  # renew-self answers 400, as for a
         # token whose role stopped allowing renewal
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.fake = self
         self.thread = None

@@ -588,6 +588,59 @@ START_TEST(test_response_ok)
 }
 END_TEST
 
+/* Bodies off the flat all-plain-strings shape (escapes, null, nesting,
+ * many members, odd whitespace) read the same as the plain form. */
+START_TEST(test_response_shapes)
+{
+	static const char *const same[] = {
+		"{\"KeyId\":\"arn:k\",\"Plaintext\":\"AAECAw==\"}",
+		"\r\n\t {\t\"KeyId\" :\n\"arn:k\" , \"Plaintext\":"
+		    "\"AAECAw==\"\t}\r\n",
+		"{\"KeyId\":\"arn\\u003ak\",\"Plaintext\":\"AAECAw==\"}",
+		"{\"KeyId\":\"arn:k\",\"Plaint\\u0065xt\":\"AAECAw==\"}",
+		"{\"KeyId\":\"arn:k\",\"Plaintext\":\"AAECAw\\u003d=\"}",
+		"{\"KeyId\":\"arn:k\",\"Plaintext\":\"AAECAw==\",\"N\":1,"
+		    "\"O\":{\"a\":[true,null]},\"E\":\"\\u00e9\"}",
+		"{\"KeyId\":\"arn:k\",\"Plaintext\":\"AAECAw==\",\"a\":\"\","
+		    "\"b\":\"\",\"c\":\"\",\"d\":\"\",\"e\":\"\",\"f\":\"\","
+		    "\"g\":\"\",\"h\":\"\",\"i\":\"\",\"j\":\"\",\"k\":\"\","
+		    "\"l\":\"\",\"m\":\"\",\"n\":\"\",\"o\":\"\"}",
+	};
+	static const char *const bad[] = {
+		/* a name twice, once escaped: jansson sees the repeat */
+		"{\"Plaintext\":\"AAECAw==\",\"Pl\\u0061intext\":\"AAEC\"}",
+		"{\"Plaintext\":\"AAECAw==\",\"KeyId\":\"a\",\"KeyId\":\"a\"}",
+		"{\"Plaintext\":\"AAECAw==\",}",
+		"{\"Plaintext\":\"AAECAw==\"\"KeyId\":\"a\"}",
+		"{\"Plaintext\" \"AAECAw==\"}",
+		"{\"Plaintext\":\"AAECAw==\"}}",
+		"{\"Plaintext\":\"AAECAw==\"}\v",
+		"{\"Plaintext\":\"AAECAw==\"",
+		"{\"Plaintext\":\"AAEC\tAw==\"}",
+	};
+	struct aws_kms_result r;
+
+	aws_parse_kms_result_init(&r);
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		ck_assert_msg(aws_parse_kms_response(AWS_KMS_DECRYPT, same[i],
+		    strlen(same[i]), &r, errbuf, sizeof(errbuf)) == 0,
+		    "same[%zu]: %s", i, errbuf);
+		ck_assert_int_eq(r.data.len, 4);
+		ck_assert(memcmp(r.data.data, key32, 4) == 0);
+		ck_assert(buf_is(&r.key_id, "arn:k"));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errbuf[0] = '\0';
+		ck_assert_msg(aws_parse_kms_response(AWS_KMS_DECRYPT, bad[i],
+		    strlen(bad[i]), &r, errbuf, sizeof(errbuf)) ==
+		    ERR_BAD_REQUEST, "bad[%zu] accepted", i);
+		ck_assert(errbuf[0] != '\0');
+		ck_assert_int_eq(r.data.len, 0);
+	}
+	aws_parse_kms_result_done(&r);
+}
+END_TEST
+
 #define P4096 "AAAA"	/* 3 zero bytes */
 
 static const struct {
@@ -1352,6 +1405,7 @@ suite(void)
 
 	tc = tcase_create("kms-response");
 	tcase_add_test(tc, test_response_ok);
+	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_response_huge);
 	tcase_add_loop_test(tc, test_response_bad, 0, NELEM(bad_responses));
 	suite_add_tcase(s, tc);

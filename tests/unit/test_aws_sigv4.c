@@ -489,6 +489,27 @@ run_json_case(const char *dir, const char *c)
 		ck_assert_int_eq(r, 0);
 		assert_buf_eq(&out.signature, sig, "signature (cached key)", c);
 		sigv4_out_done(&out);
+
+		/* One out reused (sigv4_sign_into): each signature replaces
+		 * the last, every stage as from a fresh out. */
+		sigv4_out_init(&out);
+		for (int k = 0; k < 3; k++) {
+			params.signing_key = k == 1 ? NULL : skey;
+			r = sigv4_sign_into(&req, &creds, &params, &out);
+			ck_assert_int_eq(r, 0);
+			assert_buf_eq(&out.canonical_request, creq,
+			    "canonical request (reused out)", c);
+			assert_buf_eq(&out.string_to_sign, sts,
+			    "string to sign (reused out)", c);
+			assert_buf_eq(&out.signature, sig,
+			    "signature (reused out)", c);
+			ck_assert_int_eq(out.n_add, n_add);
+			check_signed_request(dir, c, &rq, &out);
+			sigv4_out_clear(&out);
+			ck_assert_uint_eq(out.n_add, 0);
+			ck_assert_uint_eq(out.authorization.len, 0);
+		}
+		sigv4_out_done(&out);
 	}
 	treq_free(&rq);
 	json_decref(ctx);
@@ -848,6 +869,33 @@ START_TEST(test_dates)
 	params.now = (time_t)253402300800;	/* year 10000 */
 	ck_assert_int_eq(sigv4_sign(&req, &t_creds, &params, &out),
 	    ERR_BAD_REQUEST);
+	sigv4_out_done(&out);
+
+	/* A reused out: a failure leaves it empty and usable, and nothing
+	 * of one signature (the token header) carries into the next. */
+	sigv4_out_init(&out);
+	ck_assert_int_eq(sigv4_sign_into(&req, &t_creds, &params, &out),
+	    ERR_BAD_REQUEST);
+	ck_assert_ptr_nonnull(out.why);
+	ck_assert_uint_eq(out.n_add, 0);
+	ck_assert_uint_eq(out.canonical_request.len, 0);
+	params.now = 1;
+	{
+		struct sigv4_creds tok = t_creds;
+
+		tok.session_token = "TOKEN";
+		ck_assert_int_eq(sigv4_sign_into(&req, &tok, &params, &out),
+		    0);
+		ck_assert_uint_eq(out.n_add, 3);
+	}
+	params.now = 0;
+	ck_assert_int_eq(sigv4_sign_into(&req, &t_creds, &params, &out), 0);
+	ck_assert_ptr_null(out.why);
+	ck_assert_uint_eq(out.n_add, 2);
+	ck_assert_uint_eq(out.session_token.len, 0);
+	ck_assert_str_eq((const char *)out.amz_date.data, "19700101T000000Z");
+	ck_assert_ptr_null(strstr((const char *)out.canonical_request.data,
+	    "TOKEN"));
 	sigv4_out_done(&out);
 }
 END_TEST

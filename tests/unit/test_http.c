@@ -543,6 +543,55 @@ START_TEST(test_keepalive)
 }
 END_TEST
 
+/* One after the other, so each reuses the last one's kept curl handle:
+ * nothing of one request's method or body carries into the next. */
+START_TEST(test_reuse_shapes)
+{
+	static const struct {
+		const char *method, *path, *body, *want;
+	} seq[] = {
+		{ "PUT", "/ok/shape1", "put-body", "put-body" },
+		{ "GET", "/headers/shape2", NULL, "GET /headers/shape2\n" },
+		{ "DELETE", "/headers/shape3", NULL, "DELETE /headers/shape3\n" },
+		{ "POST", "/ok/shape4", "post", "post" },
+		{ "GET", "/headers/shape5", NULL, "GET /headers/shape5\n" },
+		{ "HEAD", "/headers/shape6", NULL, "" },
+		{ "GET", "/headers/shape7", NULL, "GET /headers/shape7\n" },
+		{ "POST", "/ok/shape8", "again", "again" },
+	};
+	static struct treq q[sizeof(seq) / sizeof(seq[0])];
+	struct tctx t;
+	struct http_client *c;
+
+	fake_reset();
+	tctx_init(&t);
+	c = tclient(&t, 0, 1, 0, 0);
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		treq_init(&q[i], &t, seq[i].method, seq[i].path);
+		if (seq[i].body != NULL) {
+			q[i].r.body = (const uint8_t *)seq[i].body;
+			q[i].r.body_len = strlen(seq[i].body);
+		}
+		treq_start(c, &q[i], 1);
+		tctx_run(&t);
+		ck_assert_int_eq(q[i].err, 0);
+		ck_assert_int_eq(q[i].status, 200);
+		if (seq[i].body != NULL)
+			ck_assert_str_eq(q[i].body, seq[i].want);
+		else if (seq[i].want[0] != '\0') {
+			ck_assert_msg(strncmp(q[i].body, seq[i].want,
+			    strlen(seq[i].want)) == 0, "%s: %s", seq[i].path,
+			    q[i].body);
+			ck_assert_ptr_null(strstr(q[i].body, "Content-Length"));
+		} else
+			ck_assert_uint_eq(q[i].body_len, 0);
+	}
+	ck_assert_uint_eq(http_connections_opened(t.h), 1);
+	http_client_free(c);
+	tctx_done(&t);
+}
+END_TEST
+
 /* Default classify: what retries and what does not. */
 static const struct {
 	const char *path;
@@ -909,8 +958,46 @@ START_TEST(test_cancel)
 	ck_assert_int_eq(after.dones, 1);
 	ck_assert_int_eq(after.status, 200);	/* the slot came back */
 	ck_assert_int_eq(fake_stat("count", "/ok/cancel-queued"), 0);
+	/* The cancelled transfer ran to its end in the background, holding
+	 * its slot, so its connection was kept and reused: one handshake. */
+	ck_assert_uint_ge(after.done_us - running.start_us, 300000);
+	ck_assert_uint_eq(http_connections_opened(t.h), 1);
+	ck_assert_int_eq(fake_stat("connections", NULL), 1);
 	event_free(ev);
 	http_client_free(c);
+	tctx_done(&t);
+}
+END_TEST
+
+/* A cancelled transfer that never ends gives its slot back at its
+ * deadline; a client freed with an orphan in flight drops it quietly. */
+START_TEST(test_cancel_orphan_deadline)
+{
+	struct tctx t;
+	struct http_client *c;
+	struct treq hang, after, hang2;
+
+	tctx_init(&t);
+	c = tclient(&t, 500, 1, 0, 0);
+	treq_init(&hang, &t, "GET", "/hang/orphan");
+	treq_init(&after, &t, "GET", "/ok/orphan-after");
+	treq_init(&hang2, &t, "GET", "/hang/orphan2");
+	treq_start(c, &hang, 0);
+	tctx_idle(&t, 200);
+	http_cancel(&hang.r);
+	ck_assert_ptr_null(hang.r.priv);
+	treq_start(c, &after, 1);	/* waits for the orphan's slot */
+	tctx_run(&t);
+	ck_assert_int_eq(hang.dones, 0);
+	ck_assert_int_eq(after.err, 0);
+	ck_assert_int_eq(after.status, 200);
+	ck_assert_uint_ge(after.done_us - hang.start_us, 500000);
+	treq_start(c, &hang2, 0);
+	tctx_idle(&t, 50);
+	http_cancel(&hang2.r);
+	http_client_free(c);
+	tctx_idle(&t, 50);
+	ck_assert_int_eq(hang2.dones, 0);
 	tctx_done(&t);
 }
 END_TEST
@@ -1278,6 +1365,7 @@ suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_keepalive);
+	tcase_add_test(tc, test_reuse_shapes);
 	tcase_add_loop_test(tc, test_retry_default, 0,
 	    sizeof(retry_cases) / sizeof(retry_cases[0]));
 	tcase_add_test(tc, test_flaky);
@@ -1292,6 +1380,7 @@ suite(void)
 	tcase_add_test(tc, test_overlap);
 	tcase_add_test(tc, test_queue_busy);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_cancel_orphan_deadline);
 	tcase_add_test(tc, test_cancel_backoff);
 	tcase_add_loop_test(tc, test_cancel_in_hook, 0, 2);
 	tcase_add_test(tc, test_client_free);
