@@ -72,11 +72,21 @@ reencode(const struct request *r, struct buf *out, struct request *back)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* The daemon's way: one decoder reused across every input. */
+	static struct msg_dec *dec;
 	struct request req, back;
 	struct buf enc, enc2;
-	int r;
+	int r, r2;
 
+	if (dec == NULL)
+		FUZZ_CHECK((dec = msg_dec_new()) != NULL);
+	r2 = msg_decode_request_with(dec, data, size, &back);
 	r = msg_decode_request(data, size, &req);
+	/* ... decodes every input as a fresh one does. */
+	FUZZ_CHECK(r2 == r || r == ERR_NOMEM || r2 == ERR_NOMEM);
+	FUZZ_CHECK(back.has_id == req.has_id && back.id == req.id);
+	FUZZ_CHECK(strcmp(back.why, req.why) == 0 || r == ERR_NOMEM ||
+	    r2 == ERR_NOMEM);
 	FUZZ_CHECK(r == 0 || r == ERR_BAD_REQUEST || r == ERR_TOO_LARGE ||
 	    r == ERR_UNKNOWN_OP || r == ERR_NOMEM);
 	FUZZ_CHECK(memchr(req.why, '\0', sizeof(req.why)) != NULL);
