@@ -207,17 +207,19 @@ static int
 audit_member(struct buf *b, const char *name)
 {
 	char m[32];
-	size_t n = strlen(name);
+	size_t n = 0;
 
 	/* ,"name": in one append (names are our own short literals). */
-	if (n + 4 > sizeof(m))
-		return ERR_INTERNAL;
-	m[0] = ',';
-	m[1] = '"';
-	memcpy(m + 2, name, n);
-	m[n + 2] = '"';
-	m[n + 3] = ':';
-	return buf_append(b, m, n + 4);
+	m[n++] = ',';
+	m[n++] = '"';
+	for (const char *p = name; *p != '\0'; p++) {
+		if (n == sizeof(m) - 2)
+			return ERR_INTERNAL;
+		m[n++] = *p;
+	}
+	m[n++] = '"';
+	m[n++] = ':';
+	return buf_append(b, m, n);
 }
 
 static int
@@ -476,7 +478,7 @@ audit_append(struct audit *a, const struct audit_entry *e)
 		audit_truncate(&a->pending, start);
 		r = audit_build(a, e, time, &a->pending, start, 1);
 	}
-	if (r != 0 || (r = buf_append_byte(&a->pending, '\n')) != 0) {
+	if (r != 0 || buf_append_byte(&a->pending, '\n') != 0) {
 		audit_truncate(&a->pending, start);
 		return ERR_AUDIT_UNAVAILABLE;
 	}
