@@ -4,13 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "buf.h"
 #include "err.h"
 
 /* Smallest allocation; avoids a chain of tiny growths for short messages. */
 #define BUF_MIN_CAP 256
+
+void
+wipe(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		explicit_bzero(p, n);
+}
 
 void
 buf_init(struct buf *b, size_t max)
@@ -25,7 +30,7 @@ void
 buf_done(struct buf *b)
 {
 	if (b->data != NULL) {
-		OPENSSL_cleanse(b->data, b->cap);
+		wipe(b->data, b->cap);
 		free(b->data);
 	}
 	b->data = NULL;
@@ -56,7 +61,7 @@ buf_reserve(struct buf *b, size_t n)
 		return ERR_NOMEM;
 	if (b->data != NULL) {
 		memcpy(nd, b->data, b->len);
-		OPENSSL_cleanse(b->data, b->cap);
+		wipe(b->data, b->cap);
 		free(b->data);
 	}
 	b->data = nd;
@@ -92,7 +97,7 @@ buf_consume(struct buf *b, size_t n)
 		return;
 	}
 	memmove(b->data, b->data + n, b->len - n);
-	OPENSSL_cleanse(b->data + b->len - n, n);
+	wipe(b->data + b->len - n, n);
 	b->len -= n;
 }
 
@@ -100,7 +105,7 @@ void
 buf_clear(struct buf *b)
 {
 	if (b->data != NULL && b->len > 0)
-		OPENSSL_cleanse(b->data, b->len);
+		wipe(b->data, b->len);
 	b->len = 0;
 }
 

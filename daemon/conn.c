@@ -171,7 +171,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		    buf_append(&c->in, conn_scratch + used,
 		    (size_t)n - used) != 0)
 			conn_kill(c, "out of memory");
-		OPENSSL_cleanse(conn_scratch, (size_t)n);
+		wipe(conn_scratch, (size_t)n);
 		c->processing = 0;
 		conn_settle(c);
 		return;
@@ -406,7 +406,7 @@ conn_release(struct conn *c, int failed)
 			start = h->end;
 		}
 		/* Wipes what the failed answers carried. */
-		OPENSSL_cleanse(c->out.data + c->out_ready,
+		wipe(c->out.data + c->out_ready,
 		    c->out.len - c->out_ready);
 		c->out.len = c->out_ready;
 		if (rc == 0)
