@@ -252,11 +252,7 @@ conn_reject(struct conn *c, uint64_t id, int err, const char *why)
 	log_info("conn %llu (socket %s uid %u pid %d): %s: %s",
 	    (unsigned long long)c->serial, c->lst->name,
 	    (unsigned)c->peer.uid, (int)c->peer.pid, err_code(err), why);
-	msg_response_init(&rs);
-	rs.id = id;
-	rs.error = err;
-	rs.message.p = why;
-	rs.message.len = strlen(why);
+	msg_response_error(&rs, id, err, why);
 	conn_respond(c, &rs);
 }
 
@@ -394,11 +390,9 @@ conn_release(struct conn *c, int failed)
 			const struct conn_held *h = &c->held[i];
 
 			if (h->audited) {
-				msg_response_init(&rs);
-				rs.id = h->id;
-				rs.error = ERR_AUDIT_UNAVAILABLE;
-				rs.message.p = "audit log unavailable";
-				rs.message.len = strlen(rs.message.p);
+				msg_response_error(&rs, h->id,
+				    ERR_AUDIT_UNAVAILABLE,
+				    err_str(ERR_AUDIT_UNAVAILABLE));
 				rc = msg_encode_response(&tail, &rs);
 			} else
 				rc = buf_append(&tail, c->out.data + start,

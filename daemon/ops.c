@@ -253,11 +253,8 @@ ops_record(struct conn *c, int op, struct str key, int configured,
 		e.detail = detail;
 		e.cache_hit = cache_hit;
 		e.duration_us = ops_clock_read_us() - t0_us;
-		/* A big batch is written now; otherwise at the end of the
-		 * loop turn, and the answer waits for it (c->audited). */
-		if (audit_pending(s->audit) >= AUDIT_FLUSH_AT)
-			server_commit(s);
-		if ((r = audit_append(s->audit, &e)) != 0)
+		/* The answer waits for the entry's batch (c->audited). */
+		if ((r = server_audit(s, &e)) != 0)
 			log_err("audit log %s: cannot write the entry for %s "
 			    "by uid %u pid %d: answering audit_unavailable",
 			    s->cfg->audit_log, op_name(op),
@@ -292,13 +289,9 @@ ops_reject(struct conn *c, const struct request *r, int configured, int err,
 	if (ops_record(c, r->op, r->key, configured, 0, NULL, 0, err, t0_us,
 	    why, 0) != 0) {
 		err = ERR_AUDIT_UNAVAILABLE;
-		why = "audit log unavailable";
+		why = err_str(ERR_AUDIT_UNAVAILABLE);
 	}
-	msg_response_init(&rs);
-	rs.id = r->id;
-	rs.error = err;
-	rs.message.p = why;
-	rs.message.len = strlen(why);
+	msg_response_error(&rs, r->id, err, why);
 	conn_respond(c, &rs);
 }
 
@@ -322,6 +315,18 @@ job_bufs_init(struct job *job)
 	buf_init(&job->datakey, PROV_MAX_OUT);
 	buf_init(&job->stored, MSG_MAX_CIPHERTEXT);
 	buf_init(&job->call.out, PROV_MAX_OUT);
+}
+
+/* job_bufs_init's opposite: wipes and frees every buffer. */
+static void
+job_bufs_done(struct job *job)
+{
+	ctx_copy_done(&job->ctx);
+	ctx_copy_done(&job->new_ctx);
+	buf_done(&job->in);
+	buf_done(&job->datakey);
+	buf_done(&job->stored);
+	buf_done(&job->call.out);
 }
 
 static struct job *
@@ -378,12 +383,7 @@ job_free(struct job *job)
 		ops_free_jobs[ops_n_free_jobs++] = job;
 		return;
 	}
-	ctx_copy_done(&job->ctx);
-	ctx_copy_done(&job->new_ctx);
-	buf_done(&job->in);
-	buf_done(&job->datakey);
-	buf_done(&job->stored);
-	buf_done(&job->call.out);
+	job_bufs_done(job);
 	free(job);
 }
 
@@ -394,12 +394,7 @@ ops_shutdown(void)
 	while (ops_n_free_jobs > 0) {
 		struct job *job = ops_free_jobs[--ops_n_free_jobs];
 
-		ctx_copy_done(&job->ctx);
-		ctx_copy_done(&job->new_ctx);
-		buf_done(&job->in);
-		buf_done(&job->datakey);
-		buf_done(&job->stored);
-		buf_done(&job->call.out);
+		job_bufs_done(job);
 		free(job);
 	}
 }
@@ -424,11 +419,9 @@ job_finish(struct job *job, struct response *rs)
 		    job->ctx.json.len, rs->error, job->t0_us, why,
 		    job->cache_hit) != 0) {
 			/* Fail closed: no plaintext, no ciphertext. */
-			msg_response_init(&fail);
-			fail.id = job->id;
-			fail.error = ERR_AUDIT_UNAVAILABLE;
-			fail.message.p = "audit log unavailable";
-			fail.message.len = strlen(fail.message.p);
+			msg_response_error(&fail, job->id,
+			    ERR_AUDIT_UNAVAILABLE,
+			    err_str(ERR_AUDIT_UNAVAILABLE));
 			rs = &fail;
 		}
 		conn_respond(c, rs);
@@ -442,11 +435,7 @@ job_fail(struct job *job, int err, const char *why)
 {
 	struct response rs;
 
-	msg_response_init(&rs);
-	rs.id = job->id;
-	rs.error = err;
-	rs.message.p = why;
-	rs.message.len = strlen(why);
+	msg_response_error(&rs, job->id, err, why);
 	job_finish(job, &rs);
 }
 
@@ -777,9 +766,7 @@ ops_breaker(struct conn *c, const struct key *k, const struct cfg_key *ck,
 		e.duration_us = ops_clock_read_us() - t0_us;
 		/* Written with the loop turn's batch (server_commit logs a
 		 * batch that cannot be written). */
-		if (audit_pending(s->audit) >= AUDIT_FLUSH_AT)
-			server_commit(s);
-		if (audit_append(s->audit, &e) != 0)
+		if (server_audit(s, &e) != 0)
 			log_err("audit log: cannot record the breaker trip");
 	}
 	/* Off in memory even when the disk refuses (logged there). */

@@ -79,10 +79,7 @@ server_refuse(int fd, const char *why)
 
 	/* Best effort: a non-blocking write of one small frame. */
 	buf_init(&b, 512);
-	msg_response_init(&rs);
-	rs.error = ERR_BUSY;
-	rs.message.p = why;
-	rs.message.len = strlen(why);
+	msg_response_error(&rs, 0, ERR_BUSY, why);
 	if (msg_encode_response(&b, &rs) == 0)
 		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	buf_done(&b);
@@ -566,6 +563,15 @@ server_commit(struct server *s)
 		if (!c->dead && !c->processing)
 			conn_flush(c);
 	}
+}
+
+int
+server_audit(struct server *s, const struct audit_entry *e)
+{
+	/* A big batch is written now, the rest at the end of the turn. */
+	if (audit_pending(s->audit) >= AUDIT_FLUSH_AT)
+		server_commit(s);
+	return audit_append(s->audit, e);
 }
 
 void

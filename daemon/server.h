@@ -175,6 +175,10 @@ void server_drain(struct server *s);
  * (as audit_unavailable when it could not be written). Called at the end
  * of every loop turn, and before the audit log is reopened or closed. */
 void server_commit(struct server *s);
+/* Add an entry to the turn's audit batch (written first when the batch
+ * is big): audit_append's result. */
+struct audit_entry;
+int server_audit(struct server *s, const struct audit_entry *e);
 void server_free(struct server *s);
 
 /* peer.c */

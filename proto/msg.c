@@ -926,3 +926,14 @@ msg_response_init(struct response *r)
 {
 	memset(r, 0, sizeof(*r));
 }
+
+void
+msg_response_error(struct response *r, uint64_t id, int err,
+    const char *why)
+{
+	msg_response_init(r);
+	r->id = id;
+	r->error = err;
+	r->message.p = why;
+	r->message.len = strlen(why);
+}

@@ -118,5 +118,9 @@ int msg_encode_response(struct buf *out, const struct response *r);
 
 void msg_request_init(struct request *r);
 void msg_response_init(struct response *r);
+/* An error answer to request id: err with the message why (kept by
+ * pointer: it must outlive the encoding). */
+void msg_response_error(struct response *r, uint64_t id, int err,
+    const char *why);
 
 #endif
