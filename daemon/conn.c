@@ -34,6 +34,10 @@
  * high-water mark (10,000 idle connections would then cost gigabytes);
  * smaller ones stay allocated, so ping-pong traffic allocates nothing. */
 #define CONN_KEEP_CAP (32 * 1024 + 1)
+/* Records of answers held for the turn's commit: the first allocation,
+ * and the size past which a burst's array is given back. */
+#define CONN_HELD_MIN 8
+#define CONN_HELD_KEEP 64
 /* The input buffer: one maximal frame plus a read chunk. */
 #define CONN_IN_MAX (FRAME_HDR + FRAME_MAX_DEFAULT + CONN_READ_CHUNK)
 
@@ -348,7 +352,8 @@ conn_respond(struct conn *c, const struct response *r)
 	 * audited one is answered audit_unavailable instead if the batch
 	 * fails, so each is recorded. */
 	if (c->n_held == c->cap_held) {
-		size_t ncap = c->cap_held == 0 ? 8 : 2 * c->cap_held;
+		size_t ncap = c->cap_held == 0 ? CONN_HELD_MIN :
+		    2 * c->cap_held;
 
 		if ((h = reallocarray(c->held, ncap, sizeof(*h))) == NULL) {
 			conn_kill(c, "out of memory");
@@ -413,7 +418,7 @@ conn_release(struct conn *c, int failed)
 		}
 	}
 	c->n_held = 0;
-	if (c->cap_held > 64) {
+	if (c->cap_held > CONN_HELD_KEEP) {
 		free(c->held);
 		c->held = NULL;
 		c->cap_held = 0;
