@@ -28,6 +28,8 @@ struct cache_entry {
 struct cache {
 	struct cache_entry e[CACHE_SLOTS];
 	uint64_t gen;			/* flushes so far */
+	EVP_MD *sha256;			/* fetched once */
+	EVP_MD_CTX *md;			/* reused for every id */
 };
 
 _Static_assert(CACHE_MAX_PLAINTEXT <= UINT8_MAX, "len is one byte");
@@ -35,14 +37,26 @@ _Static_assert(CACHE_MAX_PLAINTEXT <= UINT8_MAX, "len is one byte");
 struct cache *
 cache_new(void)
 {
-	return OPENSSL_secure_zalloc(sizeof(struct cache));
+	struct cache *c;
+
+	if ((c = OPENSSL_secure_zalloc(sizeof(*c))) == NULL)
+		return NULL;
+	if ((c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+	    (c->md = EVP_MD_CTX_new()) == NULL) {
+		cache_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 void
 cache_free(struct cache *c)
 {
-	if (c != NULL)
-		OPENSSL_secure_clear_free(c, sizeof(*c));
+	if (c == NULL)
+		return;
+	EVP_MD_CTX_free(c->md);
+	EVP_MD_free(c->sha256);
+	OPENSSL_secure_clear_free(c, sizeof(*c));
 }
 
 static void
@@ -80,27 +94,25 @@ cache_hash_part(EVP_MD_CTX *md, const void *p, size_t n)
 }
 
 void
-cache_id(const char *key, uint32_t version, const uint8_t *ct, size_t ct_len,
-    const uint8_t *ctx_json, size_t ctx_len, struct cache_id *ret)
+cache_id(struct cache *c, const char *key, uint32_t version,
+    const uint8_t *ct, size_t ct_len, const uint8_t *ctx_json, size_t ctx_len,
+    struct cache_id *ret)
 {
 	uint8_t v[5] = { (uint8_t)(version >> 24), (uint8_t)(version >> 16),
 	    (uint8_t)(version >> 8), (uint8_t)version, ctx_json != NULL };
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int n = 0;
 
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	if (EVP_DigestInit_ex2(c->md, c->sha256, NULL) != 1) {
 		/* An id no entry can have: every lookup misses. */
 		memset(ret->h, 0, sizeof(ret->h));
-		EVP_MD_CTX_free(md);
 		return;
 	}
-	cache_hash_part(md, key, strlen(key));
-	cache_hash_part(md, v, sizeof(v));
-	cache_hash_part(md, ct, ct_len);
-	cache_hash_part(md, ctx_json, ctx_json != NULL ? ctx_len : 0);
-	if (EVP_DigestFinal_ex(md, ret->h, &n) != 1 || n != sizeof(ret->h))
+	cache_hash_part(c->md, key, strlen(key));
+	cache_hash_part(c->md, v, sizeof(v));
+	cache_hash_part(c->md, ct, ct_len);
+	cache_hash_part(c->md, ctx_json, ctx_json != NULL ? ctx_len : 0);
+	if (EVP_DigestFinal_ex(c->md, ret->h, &n) != 1 || n != sizeof(ret->h))
 		memset(ret->h, 0, sizeof(ret->h));
-	EVP_MD_CTX_free(md);
 }
 
 static size_t

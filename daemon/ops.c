@@ -912,9 +912,9 @@ ops_dispatch(struct conn *c, const struct request *r)
 		job->cache_ttl_ms = ck->cache_ttl_ms;
 		job->cache_max_uses = ck->cache_max_uses;
 		job->cache_gen = cache_gen(s->cache);
-		cache_id(key->name, version, job->in.data, job->in.len,
-		    job->ctx.c.present ? job->ctx.json.data : NULL,
-		    job->ctx.json.len, &job->cache_id);
+		cache_id(s->cache, key->name, version, job->in.data,
+		    job->in.len, job->ctx.c.present ? job->ctx.json.data :
+		    NULL, job->ctx.json.len, &job->cache_id);
 		if (cache_get(s->cache, &job->cache_id, ops_now_us() / 1000,
 		    &job->call.out)) {
 			/* Answered as the provider would have: audited and

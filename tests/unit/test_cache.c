@@ -17,11 +17,15 @@ static const uint8_t dk[32] = {
 static const uint8_t ct[] = "provider ciphertext";
 static const uint8_t ctx[] = "{\"model_id\":\"1\"}";
 
+static struct cache *ids;	/* hashes the ids */
+
 static void
 id_of(const char *key, uint32_t version, const uint8_t *c, size_t cl,
     const uint8_t *x, size_t xl, struct cache_id *id)
 {
-	cache_id(key, version, c, cl, x, xl, id);
+	if (ids == NULL)
+		ck_assert_ptr_nonnull(ids = cache_new());
+	cache_id(ids, key, version, c, cl, x, xl, id);
 }
 
 /* 1 when a hit gives exactly dk. */
