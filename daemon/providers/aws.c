@@ -174,21 +174,6 @@ struct aws_conf {
 	unsigned max_queue;
 };
 
-static void aws_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-aws_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static const char *
 aws_env(const char *name)
 {
@@ -281,24 +266,24 @@ aws_url_parts(const char *url, char **ret_host, char **ret_path, char *err,
 	int r = ERR_BAD_REQUEST;
 
 	if ((u = curl_url()) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		aws_errf(err, errlen, "not a URL");
+		err_printf(err, errlen, "not a URL");
 		goto out;
 	}
 	if (strcasecmp(scheme, "https") != 0 && strcasecmp(scheme, "http") !=
 	    0) {
-		aws_errf(err, errlen, "only https:// (or http:// to a "
+		err_printf(err, errlen, "only https:// (or http:// to a "
 		    "loopback address) is accepted");
 		goto out;
 	}
 	if (!http_url_allowed(url)) {
-		aws_errf(err, errlen, "plain http is only for loopback "
+		err_printf(err, errlen, "plain http is only for loopback "
 		    "addresses and the metadata services");
 		goto out;
 	}
@@ -306,7 +291,7 @@ aws_url_parts(const char *url, char **ret_host, char **ret_path, char *err,
 	    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
 		/* not echoed: a user part may carry a password */
-		aws_errf(err, errlen, "a user, query or fragment is not "
+		err_printf(err, errlen, "a user, query or fragment is not "
 		    "accepted in an endpoint URL");
 		goto out;
 	}
@@ -318,7 +303,7 @@ aws_url_parts(const char *url, char **ret_host, char **ret_path, char *err,
 		if (port != NULL ? asprintf(ret_host, "%s:%s", host, port) < 0 :
 		    (*ret_host = strdup(host)) == NULL) {
 			*ret_host = NULL;
-			aws_errf(err, errlen, "out of memory");
+			err_printf(err, errlen, "out of memory");
 			goto out;
 		}
 	}
@@ -327,7 +312,7 @@ aws_url_parts(const char *url, char **ret_host, char **ret_path, char *err,
 			free(*ret_host);
 			*ret_host = NULL;
 		}
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		goto out;
 	}
 	r = 0;
@@ -374,7 +359,7 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 			if (strcmp(o->name, known[k]) == 0)
 				break;
 		if (k == sizeof(known) / sizeof(known[0])) {
-			aws_errf(err, errlen, "%s:%d: unknown option '%s' in "
+			err_printf(err, errlen, "%s:%d: unknown option '%s' in "
 			    "[aws] (known: region, endpoint, sts_endpoint, "
 			    "imds_endpoint, profile, ca_file, timeout, "
 			    "max_inflight, max_queue)", path, o->line, o->name);
@@ -386,7 +371,8 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 			c->region = v;
 		} else if (strcmp(o->name, "profile") == 0) {
 			if (!aws_visible(v, AWS_NAME_MAX)) {
-				aws_errf(err, errlen, "%s:%d: profile must be "
+				err_printf(err, errlen,
+				    "%s:%d: profile must be "
 				    "1-%d printable characters without spaces",
 				    path, o->line, AWS_NAME_MAX);
 				return -1;
@@ -394,14 +380,15 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 			c->profile = v;
 		} else if (strcmp(o->name, "ca_file") == 0) {
 			if (access(v, R_OK) != 0) {
-				aws_errf(err, errlen, "%s:%d: ca_file %s is "
+				err_printf(err, errlen, "%s:%d: ca_file %s is "
 				    "not readable", path, o->line, v);
 				return -1;
 			}
 			c->ca_file = v;
 		} else if (strcmp(o->name, "timeout") == 0) {
 			if (aws_parse_duration(v, &c->timeout_ms) != 0) {
-				aws_errf(err, errlen, "%s:%d: timeout must be "
+				err_printf(err, errlen,
+				    "%s:%d: timeout must be "
 				    "a duration from %dms to %ds, like 2s or "
 				    "500ms", path, o->line, AWS_TIMEOUT_MIN_MS,
 				    AWS_TIMEOUT_MAX_MS / 1000);
@@ -410,7 +397,7 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 		} else if (strcmp(o->name, "max_inflight") == 0) {
 			if (aws_parse_count(v, AWS_INFLIGHT_MAX,
 			    &c->max_inflight) != 0) {
-				aws_errf(err, errlen, "%s:%d: max_inflight "
+				err_printf(err, errlen, "%s:%d: max_inflight "
 				    "must be 1-%d", path, o->line,
 				    AWS_INFLIGHT_MAX);
 				return -1;
@@ -418,7 +405,7 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 		} else if (strcmp(o->name, "max_queue") == 0) {
 			if (aws_parse_count(v, AWS_QUEUE_MAX,
 			    &c->max_queue) != 0) {
-				aws_errf(err, errlen, "%s:%d: max_queue must "
+				err_printf(err, errlen, "%s:%d: max_queue must "
 				    "be 1-%d", path, o->line, AWS_QUEUE_MAX);
 				return -1;
 			}
@@ -426,7 +413,7 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 			/* the three endpoints */
 			if (aws_url_parts(v, NULL, NULL, why,
 			    sizeof(why)) != 0) {
-				aws_errf(err, errlen, "%s:%d: %s: %s", path,
+				err_printf(err, errlen, "%s:%d: %s: %s", path,
 				    o->line, o->name, why);
 				return -1;
 			}
@@ -439,7 +426,7 @@ aws_conf_read(const struct config *cfg, const struct cfg_section *s,
 		}
 		continue;
 bad_region:
-		aws_errf(err, errlen, "%s:%d: region must be like us-east-1 "
+		err_printf(err, errlen, "%s:%d: region must be like us-east-1 "
 		    "(a-z 0-9 -)", path, o->line);
 		return -1;
 	}
@@ -502,14 +489,14 @@ aws_ctx_new(const struct prov_env *env, struct aws_ctx **ret, char *err,
 	int r;
 
 	if (env == NULL || env->http == NULL || env->base == NULL) {
-		aws_errf(err, errlen, "AWS keys need the HTTPS transport");
+		err_printf(err, errlen, "AWS keys need the HTTPS transport");
 		return ERR_INTERNAL;
 	}
 	if (aws_conf_read(env->cfg, env->cfg != NULL ?
 	    config_section(env->cfg, "aws") : NULL, &c, err, errlen) != 0)
 		return ERR_BAD_REQUEST;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	ctx->refs = 1;
@@ -529,7 +516,8 @@ aws_ctx_new(const struct prov_env *env, struct aws_ctx **ret, char *err,
 	    NULL)
 		region = aws_env("AWS_DEFAULT_REGION");
 	if (region != NULL && !aws_region_ok(region)) {
-		aws_errf(err, errlen, "AWS_REGION / AWS_DEFAULT_REGION is not "
+		err_printf(err, errlen,
+		    "AWS_REGION / AWS_DEFAULT_REGION is not "
 		    "a region name");
 		r = ERR_BAD_REQUEST;
 		goto fail;
@@ -551,7 +539,7 @@ aws_ctx_new(const struct prov_env *env, struct aws_ctx **ret, char *err,
 		region = aws_chain_profile_region(ctx->chain);
 	if (region != NULL && (!aws_region_ok(region) ||
 	    (ctx->region = strdup(region)) == NULL)) {
-		aws_errf(err, errlen, "bad region in the AWS profile");
+		err_printf(err, errlen, "bad region in the AWS profile");
 		r = ERR_BAD_REQUEST;
 		goto fail;
 	}
@@ -570,13 +558,13 @@ aws_ctx_new(const struct prov_env *env, struct aws_ctx **ret, char *err,
 
 		if ((r = aws_url_parts(endpoint, NULL, NULL, why,
 		    sizeof(why))) != 0) {
-			aws_errf(err, errlen, "KMS endpoint (%s): %s",
+			err_printf(err, errlen, "KMS endpoint (%s): %s",
 			    c.endpoint != NULL ? "[aws] endpoint" :
 			    "AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL", why);
 			goto fail;
 		}
 		if ((ctx->endpoint = strdup(endpoint)) == NULL) {
-			aws_errf(err, errlen, "out of memory");
+			err_printf(err, errlen, "out of memory");
 			r = ERR_NOMEM;
 			goto fail;
 		}
@@ -590,7 +578,7 @@ aws_ctx_new(const struct prov_env *env, struct aws_ctx **ret, char *err,
 	ho.max_tries = AWS_MAX_TRIES;
 	ho.ca_file = ca;
 	if ((ctx->hc = http_client_new(env->http, &ho)) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		r = ERR_NOMEM;
 		goto fail;
 	}
@@ -653,12 +641,12 @@ aws_open(const char *key_id, const struct prov_env *env, void **ret_state,
 
 	if (!aws_visible(key_id, AWS_KMS_MAX_KEY_ID) ||
 	    aws_parse_arn_region(key_id, &arn_region) != 0) {
-		aws_errf(err, errlen, "bad AWS key id: want a key ARN, an "
+		err_printf(err, errlen, "bad AWS key id: want a key ARN, an "
 		    "alias ARN, alias/NAME or a key id");
 		return ERR_BAD_REQUEST;
 	}
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	if (aws_latest != NULL && aws_latest->cfg == env->cfg &&
@@ -678,7 +666,7 @@ aws_open(const char *key_id, const struct prov_env *env, void **ret_state,
 	else if ((region = k->ctx->region) != NULL)
 		k->region = strdup(region);
 	else {
-		aws_errf(err, errlen, "no AWS region for '%s': set [aws] "
+		err_printf(err, errlen, "no AWS region for '%s': set [aws] "
 		    "region, AWS_REGION or AWS_DEFAULT_REGION, or use the key "
 		    "ARN", key_id);
 		r = ERR_BAD_REQUEST;
@@ -698,7 +686,7 @@ aws_open(const char *key_id, const struct prov_env *env, void **ret_state,
 	*ret_state = k;
 	return 0;
 nomem:
-	aws_errf(err, errlen, "out of memory");
+	err_printf(err, errlen, "out of memory");
 	r = ERR_NOMEM;
 fail:
 	aws_close(k);

@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,21 +131,6 @@ struct aws_chain {
 	char *imds_url;			/* base, no trailing '/' */
 };
 
-static void aws_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-aws_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static uint64_t
 aws_mono_us(void)
 {
@@ -190,29 +174,29 @@ aws_read_file(const char *path, struct buf *out, int missing_ok, char *err,
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
 		if (errno == ENOENT && missing_ok)
 			return 1;
-		aws_errf(err, errlen, "%s: %s", path, strerror(errno));
+		err_printf(err, errlen, "%s: %s", path, strerror(errno));
 		return ERR_PROVIDER_UNAVAILABLE;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		aws_errf(err, errlen, "%s: not a regular file", path);
+		err_printf(err, errlen, "%s: not a regular file", path);
 		r = ERR_PROVIDER_UNAVAILABLE;
 		goto out;
 	}
 	if ((size_t)st.st_size > out->max) {
-		aws_errf(err, errlen, "%s: larger than %zu bytes", path,
+		err_printf(err, errlen, "%s: larger than %zu bytes", path,
 		    out->max);
 		r = ERR_TOO_LARGE;
 		goto out;
 	}
 	if ((r = buf_reserve(out, (size_t)st.st_size + 1)) != 0) {
-		aws_errf(err, errlen, "%s: out of memory", path);
+		err_printf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
 	for (;;) {
 		if (out->len == out->cap) {
 			/* grew since fstat: read no further than the cap */
 			if ((r = buf_reserve(out, 1)) != 0) {
-				aws_errf(err, errlen, "%s: larger than %zu "
+				err_printf(err, errlen, "%s: larger than %zu "
 				    "bytes", path, out->max);
 				goto out;
 			}
@@ -221,7 +205,8 @@ aws_read_file(const char *path, struct buf *out, int missing_ok, char *err,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			aws_errf(err, errlen, "%s: %s", path, strerror(errno));
+			err_printf(err, errlen, "%s: %s", path,
+			    strerror(errno));
 			r = ERR_PROVIDER_UNAVAILABLE;
 			goto out;
 		}
@@ -231,7 +216,7 @@ aws_read_file(const char *path, struct buf *out, int missing_ok, char *err,
 	}
 	r = buf_cstr(out);
 	if (r != 0)
-		aws_errf(err, errlen, "%s: larger than %zu bytes", path,
+		err_printf(err, errlen, "%s: larger than %zu bytes", path,
 		    out->max);
 out:
 	close(fd);
@@ -389,7 +374,7 @@ aws_chain_profile(struct aws_chain *ch, const struct aws_chain_conf *conf,
 		path = NULL;
 		if (f == NULL && home != NULL &&
 		    asprintf(&path, "%s/%s", home, files[i].home_rel) < 0) {
-			aws_errf(err, errlen, "out of memory");
+			err_printf(err, errlen, "out of memory");
 			r = ERR_NOMEM;
 			goto out;
 		}
@@ -402,24 +387,24 @@ aws_chain_profile(struct aws_chain *ch, const struct aws_chain_conf *conf,
 			continue;
 		}
 		if (r != 0) {
-			aws_errf(err, errlen, "%s", perr);
+			err_printf(err, errlen, "%s", perr);
 			goto out;
 		}
 		if ((r = aws_parse_profile((const char *)data.data, data.len,
 		    files[i].kind, name, p, perr, sizeof(perr))) != 0) {
-			aws_errf(err, errlen, "%s: %s", f, perr);
+			err_printf(err, errlen, "%s: %s", f, perr);
 			goto out;
 		}
 	}
 	if (conf->profile != NULL && !p->found) {
-		aws_errf(err, errlen, "[aws] profile '%s' is in neither the "
+		err_printf(err, errlen, "[aws] profile '%s' is in neither the "
 		    "config nor the credentials file", conf->profile);
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
 	if (p->region.len > 0 && (ch->profile_region =
 	    strndup((const char *)p->region.data, p->region.len)) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		r = ERR_NOMEM;
 	}
 out:
@@ -436,7 +421,7 @@ aws_chain_set_static(struct aws_chain *ch, const char *ak, size_t ak_len,
 	if (!aws_token_ok((const uint8_t *)ak, ak_len) ||
 	    !aws_token_ok((const uint8_t *)sk, sk_len) ||
 	    (tok_len > 0 && !aws_token_ok((const uint8_t *)tok, tok_len))) {
-		aws_errf(err, errlen, "%s: access key, secret or session "
+		err_printf(err, errlen, "%s: access key, secret or session "
 		    "token is empty or holds spaces or control bytes",
 		    ch->source);
 		return ERR_BAD_REQUEST;
@@ -447,7 +432,7 @@ aws_chain_set_static(struct aws_chain *ch, const char *ak, size_t ak_len,
 	    buf_cstr(&ch->cur.secret_access_key) != 0 ||
 	    buf_append(&ch->cur.session_token, tok, tok_len) != 0 ||
 	    buf_cstr(&ch->cur.session_token) != 0) {
-		aws_errf(err, errlen, "%s: credentials too long", ch->source);
+		err_printf(err, errlen, "%s: credentials too long", ch->source);
 		return ERR_BAD_REQUEST;
 	}
 	ch->src = AWS_SRC_STATIC;
@@ -469,7 +454,7 @@ aws_chain_web_identity(struct aws_chain *ch, const char *role_arn,
 		session = def;
 	}
 	if (!aws_iam_name_ok(session, 2, AWS_ROLE_SESSION_MAX)) {
-		aws_errf(err, errlen, "role session name must be 2-%d of "
+		err_printf(err, errlen, "role session name must be 2-%d of "
 		    "A-Z a-z 0-9 _+=,.@-", AWS_ROLE_SESSION_MAX);
 		return ERR_BAD_REQUEST;
 	}
@@ -482,7 +467,7 @@ aws_chain_web_identity(struct aws_chain *ch, const char *role_arn,
 	if (ch->sts_url == NULL || (ch->role_arn = strdup(role_arn)) == NULL ||
 	    (ch->web_token_file = strdup(token_file)) == NULL ||
 	    (ch->session_name = strdup(session)) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	ch->src = AWS_SRC_WEB_IDENTITY;
@@ -500,30 +485,30 @@ aws_chain_container(struct aws_chain *ch, char *err, size_t errlen)
 
 	if (rel != NULL) {
 		if (rel[0] != '/') {
-			aws_errf(err, errlen, "AWS_CONTAINER_CREDENTIALS_"
+			err_printf(err, errlen, "AWS_CONTAINER_CREDENTIALS_"
 			    "RELATIVE_URI must start with '/'");
 			return ERR_BAD_REQUEST;
 		}
 		if (asprintf(&ch->container_url, "http://169.254.170.2%s",
 		    rel) < 0) {
 			ch->container_url = NULL;
-			aws_errf(err, errlen, "out of memory");
+			err_printf(err, errlen, "out of memory");
 			return ERR_NOMEM;
 		}
 	} else if ((ch->container_url = strdup(full)) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	if (tokf != NULL) {
 		if ((ch->container_token_file = strdup(tokf)) == NULL) {
-			aws_errf(err, errlen, "out of memory");
+			err_printf(err, errlen, "out of memory");
 			return ERR_NOMEM;
 		}
 	} else if (tok != NULL) {
 		if (strpbrk(tok, "\r\n") != NULL ||
 		    buf_append_str(&ch->container_token, tok) != 0 ||
 		    buf_cstr(&ch->container_token) != 0) {
-			aws_errf(err, errlen, "AWS_CONTAINER_AUTHORIZATION_"
+			err_printf(err, errlen, "AWS_CONTAINER_AUTHORIZATION_"
 			    "TOKEN is too long or holds a line break");
 			return ERR_BAD_REQUEST;
 		}
@@ -546,7 +531,7 @@ aws_chain_imds(struct aws_chain *ch, const struct aws_chain_conf *conf,
 		ep = mode != NULL && strcasecmp(mode, "IPv6") == 0 ?
 		    "http://[fd00:ec2::254]" : "http://169.254.169.254";
 	if ((ch->imds_url = strdup(ep)) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	n = strlen(ch->imds_url);
@@ -572,7 +557,7 @@ aws_chain_new(const struct aws_chain_conf *conf, struct event_base *base,
 	int r;
 
 	if ((ch = calloc(1, sizeof(*ch))) == NULL) {
-		aws_errf(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	aws_parse_creds_init(&ch->cur);
@@ -594,7 +579,7 @@ aws_chain_new(const struct aws_chain_conf *conf, struct event_base *base,
 	sk = aws_env("AWS_SECRET_ACCESS_KEY");
 	if (conf->profile == NULL && (ak != NULL || sk != NULL)) {
 		if (ak == NULL || sk == NULL) {
-			aws_errf(err, errlen, "AWS_ACCESS_KEY_ID and "
+			err_printf(err, errlen, "AWS_ACCESS_KEY_ID and "
 			    "AWS_SECRET_ACCESS_KEY must be set together");
 			r = ERR_BAD_REQUEST;
 			goto out;
@@ -624,7 +609,7 @@ aws_chain_new(const struct aws_chain_conf *conf, struct event_base *base,
 		goto out;
 	}
 	if (p.role_arn.len > 0) {
-		aws_errf(err, errlen, "profile '%s': role_arn without "
+		err_printf(err, errlen, "profile '%s': role_arn without "
 		    "web_identity_token_file (assume-role chains) is not "
 		    "supported", pname);
 		r = ERR_BAD_REQUEST;
@@ -644,7 +629,7 @@ aws_chain_new(const struct aws_chain_conf *conf, struct event_base *base,
 		goto out;
 	}
 	if (conf->profile != NULL) {
-		aws_errf(err, errlen, "[aws] profile '%s' has no credentials "
+		err_printf(err, errlen, "[aws] profile '%s' has no credentials "
 		    "kmsd can use", conf->profile);
 		r = ERR_BAD_REQUEST;
 		goto out;
@@ -656,7 +641,8 @@ aws_chain_new(const struct aws_chain_conf *conf, struct event_base *base,
 	else if (!aws_env_true("AWS_EC2_METADATA_DISABLED"))
 		r = aws_chain_imds(ch, conf, err, errlen);
 	else {
-		aws_errf(err, errlen, "no AWS credentials: set AWS_ACCESS_KEY_"
+		err_printf(err, errlen,
+		    "no AWS credentials: set AWS_ACCESS_KEY_"
 		    "ID/AWS_SECRET_ACCESS_KEY, a profile, web identity or "
 		    "container credentials (IMDS is off: AWS_EC2_METADATA_"
 		    "DISABLED)");
@@ -674,7 +660,7 @@ out:
 		ho.max_tries = AWS_CREDS_MAX_TRIES;
 		ho.ca_file = conf->ca_file;
 		if ((ch->hc = http_client_new(http, &ho)) == NULL) {
-			aws_errf(err, errlen, "out of memory");
+			err_printf(err, errlen, "out of memory");
 			r = ERR_NOMEM;
 		}
 	}
@@ -797,14 +783,14 @@ aws_fetch_step(struct aws_chain *ch, enum aws_step step, char *msg,
 		break;
 	}
 	if (ch->url == NULL) {
-		aws_errf(msg, msglen, "AWS credentials (%s): out of memory",
+		err_printf(msg, msglen, "AWS credentials (%s): out of memory",
 		    ch->source);
 		return ERR_NOMEM;
 	}
 	r->url = ch->url;
 	ch->step = step;
 	if ((rc = http_start(ch->hc, r)) != 0) {
-		aws_errf(msg, msglen, "AWS credentials (%s): out of memory",
+		err_printf(msg, msglen, "AWS credentials (%s): out of memory",
 		    ch->source);
 		return rc;
 	}
@@ -837,7 +823,8 @@ aws_fetch_start(struct aws_chain *ch, char *msg, size_t msglen)
 		}
 		if (r != 0) {
 			buf_done(&tok);
-			aws_errf(msg, msglen, "AWS credentials (web identity): "
+			err_printf(msg, msglen,
+			    "AWS credentials (web identity): "
 			    "token file %s", why[0] != '\0' ? why :
 			    "is empty or not a token");
 			return r == ERR_NOMEM ? r : ERR_PROVIDER_UNAVAILABLE;
@@ -860,7 +847,8 @@ aws_fetch_start(struct aws_chain *ch, char *msg, size_t msglen)
 		buf_done(&tok);
 		if (r != 0) {
 			buf_clear(&ch->form);
-			aws_errf(msg, msglen, "AWS credentials (web identity): "
+			err_printf(msg, msglen,
+			    "AWS credentials (web identity): "
 			    "request too large");
 			return r;
 		}
@@ -874,7 +862,7 @@ aws_fetch_start(struct aws_chain *ch, char *msg, size_t msglen)
 	case AWS_SRC_STATIC:
 		break;
 	}
-	aws_errf(msg, msglen, "AWS credentials: nothing to fetch");
+	err_printf(msg, msglen, "AWS credentials: nothing to fetch");
 	return ERR_INTERNAL;
 }
 
@@ -987,7 +975,7 @@ aws_fetch_creds(struct aws_chain *ch, const struct buf *body, char *msg,
 	}
 	if (r != 0) {
 		aws_parse_creds_done(&nc);
-		aws_errf(msg, msglen, "AWS credentials (%s): %s", ch->source,
+		err_printf(msg, msglen, "AWS credentials (%s): %s", ch->source,
 		    why[0] != '\0' ? why : "unusable response");
 		return r == ERR_NOMEM ? r : ERR_PROVIDER_UNAVAILABLE;
 	}
@@ -1044,7 +1032,7 @@ aws_fetch_next(struct aws_chain *ch, int err, long status,
 	int r;
 
 	if (err != 0) {
-		aws_errf(msg, msglen, "AWS credentials (%s): %s: %s",
+		err_printf(msg, msglen, "AWS credentials (%s): %s: %s",
 		    ch->source, aws_step_name(step),
 		    ch->req.errmsg[0] != '\0' ? ch->req.errmsg :
 		    err_str(err));
@@ -1063,14 +1051,15 @@ aws_fetch_next(struct aws_chain *ch, int err, long status,
 		if (step == AWS_STEP_STS) {
 			(void)aws_parse_error(status, NULL, 0,
 			    (const char *)body->data, body->len, &ae);
-			aws_errf(msg, msglen, "AWS credentials (web identity): "
+			err_printf(msg, msglen,
+			    "AWS credentials (web identity): "
 			    "STS %s%s%s", ae.code[0] != '\0' ? ae.code :
 			    "error", ae.message[0] != '\0' ? ": " : "",
 			    ae.message);
 			return ae.err == ERR_PROVIDER_DENIED ?
 			    ERR_PROVIDER_DENIED : ERR_PROVIDER_UNAVAILABLE;
 		}
-		aws_errf(msg, msglen, "AWS credentials (%s): %s: HTTP %ld%s",
+		err_printf(msg, msglen, "AWS credentials (%s): %s: HTTP %ld%s",
 		    ch->source, aws_step_name(step), status,
 		    status == 404 && step == AWS_STEP_IMDS_ROLE ?
 		    " (no IAM role attached to this instance)" : "");
@@ -1084,7 +1073,7 @@ aws_fetch_next(struct aws_chain *ch, int err, long status,
 		    buf_append(&ch->imds_token, body->data, body->len) != 0 ||
 		    buf_cstr(&ch->imds_token) != 0) {
 			buf_clear(&ch->imds_token);
-			aws_errf(msg, msglen, "AWS credentials (IMDS): the "
+			err_printf(msg, msglen, "AWS credentials (IMDS): the "
 			    "token response is not a token");
 			return ERR_PROVIDER_UNAVAILABLE;
 		}
@@ -1098,7 +1087,7 @@ aws_fetch_next(struct aws_chain *ch, int err, long status,
 		    body->data[n] != '\r'; n++)
 			;
 		if (n == 0 || n > AWS_IMDS_MAX_ROLE) {
-			aws_errf(msg, msglen, "AWS credentials (IMDS): no "
+			err_printf(msg, msglen, "AWS credentials (IMDS): no "
 			    "usable role name");
 			return ERR_PROVIDER_UNAVAILABLE;
 		}
@@ -1106,7 +1095,7 @@ aws_fetch_next(struct aws_chain *ch, int err, long status,
 		ch->role[n] = '\0';
 		if (!aws_iam_name_ok(ch->role, 1, AWS_IMDS_MAX_ROLE)) {
 			ch->role[0] = '\0';
-			aws_errf(msg, msglen, "AWS credentials (IMDS): the "
+			err_printf(msg, msglen, "AWS credentials (IMDS): the "
 			    "role name holds unexpected characters");
 			return ERR_PROVIDER_UNAVAILABLE;
 		}
@@ -1120,7 +1109,8 @@ next:
 	 * held for three timeouts. */
 	if (aws_mono_us() - ch->fetch_t0_us >= (uint64_t)ch->timeout_ms *
 	    1000) {
-		aws_errf(msg, msglen, "AWS credentials (%s): timed out before "
+		err_printf(msg, msglen,
+		    "AWS credentials (%s): timed out before "
 		    "the %s request", ch->source, aws_step_name(step));
 		return ERR_TIMEOUT;
 	}
@@ -1193,14 +1183,14 @@ aws_chain_get(struct aws_chain *ch, struct aws_chain_waiter *w, char *msg,
 	}
 	if (!ch->fetching) {
 		if (aws_chain_held(ch)) {
-			aws_errf(msg, msglen, "%s", ch->last_msg);
+			err_printf(msg, msglen, "%s", ch->last_msg);
 			return ch->last_err;
 		}
 		if ((r = aws_fetch_begin(ch, msg, msglen)) != 0)
 			return r;
 	}
 	if (ch->n_waiters >= ch->max_waiters) {
-		aws_errf(msg, msglen, "too many requests waiting for AWS "
+		err_printf(msg, msglen, "too many requests waiting for AWS "
 		    "credentials");
 		return ERR_BUSY;
 	}

@@ -24,7 +24,6 @@
  * attributes on those tags, comments or namespace prefixes, decodes only
  * the five predefined entities and CDATA, and is not a general XML parser.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,21 +54,6 @@
 /* Members the flat-object fast path reads (a KMS answer has 3 or 4); an
  * object with more goes to jansson. */
 #define AWS_PARSE_FLAT_MEMBERS 16
-
-static void aws_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-aws_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int
 aws_is_space(unsigned char c)
@@ -216,18 +200,19 @@ aws_creds_set(struct aws_creds *c, struct str ak, struct str sk,
 
 	if (ak.len == 0 || ak.len > AWS_PARSE_MAX_ACCESS_KEY ||
 	    !aws_access_key_chars(ak.p, ak.len)) {
-		aws_errf(err, errlen, "%s: AccessKeyId is not a valid key id",
+		err_printf(err, errlen, "%s: AccessKeyId is not a valid key id",
 		    what);
 		return ERR_BAD_REQUEST;
 	}
 	if (sk.len == 0 || sk.len > AWS_PARSE_MAX_VALUE ||
 	    !aws_visible(sk.p, sk.len)) {
-		aws_errf(err, errlen, "%s: SecretAccessKey is empty, too long "
+		err_printf(err, errlen,
+		    "%s: SecretAccessKey is empty, too long "
 		    "or holds bytes that are not printable", what);
 		return ERR_BAD_REQUEST;
 	}
 	if (tok.len > AWS_PARSE_MAX_VALUE || !aws_visible(tok.p, tok.len)) {
-		aws_errf(err, errlen, "%s: session token too long or holds "
+		err_printf(err, errlen, "%s: session token too long or holds "
 		    "bytes that are not printable", what);
 		return ERR_BAD_REQUEST;
 	}
@@ -237,7 +222,7 @@ aws_creds_set(struct aws_creds *c, struct str ak, struct str sk,
 		buf_clear(&c->access_key_id);
 		buf_clear(&c->secret_access_key);
 		buf_clear(&c->session_token);
-		aws_errf(err, errlen, "%s: out of memory", what);
+		err_printf(err, errlen, "%s: out of memory", what);
 		return r;
 	}
 	c->expiration = exp;
@@ -443,7 +428,7 @@ aws_profile_store(struct aws_profile *p, enum aws_key key, struct str v,
 	case AWS_KEY_ACCESS_KEY_ID:
 		if (v.len > 0 && (v.len > AWS_PARSE_MAX_ACCESS_KEY ||
 		    !aws_access_key_chars(v.p, v.len))) {
-			aws_errf(err, errlen, "line %zu: %s is not a valid "
+			err_printf(err, errlen, "line %zu: %s is not a valid "
 			    "access key id", line, keyname);
 			return ERR_BAD_REQUEST;
 		}
@@ -467,7 +452,7 @@ aws_profile_store(struct aws_profile *p, enum aws_key key, struct str v,
 		if (kind != AWS_FILE_CONFIG)
 			return 0;
 		if (v.len > 0 && !aws_region_ok(v)) {
-			aws_errf(err, errlen, "line %zu: region is not a "
+			err_printf(err, errlen, "line %zu: region is not a "
 			    "region name", line);
 			return ERR_BAD_REQUEST;
 		}
@@ -483,7 +468,7 @@ aws_profile_store(struct aws_profile *p, enum aws_key key, struct str v,
 		dst = &p->role_session_name;
 		break;
 	case AWS_KEY_UNSUPPORTED:
-		aws_errf(err, errlen, "line %zu: profile %s uses %s, which "
+		err_printf(err, errlen, "line %zu: profile %s uses %s, which "
 		    "kmsd does not support; give it static keys, "
 		    "role_arn with web_identity_token_file, or use the "
 		    "environment, container or instance credentials", line,
@@ -495,17 +480,18 @@ aws_profile_store(struct aws_profile *p, enum aws_key key, struct str v,
 	/* Everything but a file path ends up in a header or a form field. */
 	if (key != AWS_KEY_WEB_IDENTITY_TOKEN_FILE &&
 	    !aws_visible(v.p, v.len)) {
-		aws_errf(err, errlen, "line %zu: %s holds spaces or bytes that "
+		err_printf(err, errlen,
+		    "line %zu: %s holds spaces or bytes that "
 		    "are not printable", line, keyname);
 		return ERR_BAD_REQUEST;
 	}
 	if (v.len > dst->max) {
-		aws_errf(err, errlen, "line %zu: value of %s is too long",
+		err_printf(err, errlen, "line %zu: value of %s is too long",
 		    line, keyname);
 		return ERR_TOO_LARGE;
 	}
 	if ((r = aws_set(dst, v.p, v.len)) != 0)
-		aws_errf(err, errlen, "line %zu: out of memory", line);
+		err_printf(err, errlen, "line %zu: out of memory", line);
 	return r;
 }
 
@@ -523,11 +509,11 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 		name = "default";
 	if (*name == '\0' || (data == NULL && len > 0) ||
 	    (kind != AWS_FILE_CONFIG && kind != AWS_FILE_CREDENTIALS)) {
-		aws_errf(err, errlen, "bad arguments");
+		err_printf(err, errlen, "bad arguments");
 		return ERR_BAD_REQUEST;
 	}
 	if (len > AWS_PARSE_MAX_FILE) {
-		aws_errf(err, errlen, "file larger than %d bytes",
+		err_printf(err, errlen, "file larger than %d bytes",
 		    AWS_PARSE_MAX_FILE);
 		return ERR_TOO_LARGE;
 	}
@@ -541,7 +527,7 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 		pos += ll + 1;
 		line++;
 		if (memchr(l, '\0', ll) != NULL) {
-			aws_errf(err, errlen, "line %zu: NUL byte", line);
+			err_printf(err, errlen, "line %zu: NUL byte", line);
 			return ERR_BAD_REQUEST;
 		}
 		if (ll > 0 && l[ll - 1] == '\r')
@@ -552,12 +538,14 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 		if (l[0] == ' ' || l[0] == '\t') {
 			/* a continuation or sub-property of the last key */
 			if (!have_prop) {
-				aws_errf(err, errlen, "line %zu: indented line "
+				err_printf(err, errlen,
+				    "line %zu: indented line "
 				    "outside a property", line);
 				return ERR_BAD_REQUEST;
 			}
 			if (section == AWS_SECTION_SELECTED && last_ours) {
-				aws_errf(err, errlen, "line %zu: %s continues "
+				err_printf(err, errlen,
+				    "line %zu: %s continues "
 				    "on an indented line, which is not "
 				    "supported", line, last_key);
 				return ERR_BAD_REQUEST;
@@ -569,7 +557,7 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 			struct str after, in;
 
 			if (close == NULL) {
-				aws_errf(err, errlen, "line %zu: section "
+				err_printf(err, errlen, "line %zu: section "
 				    "header without ']'", line);
 				return ERR_BAD_REQUEST;
 			}
@@ -577,13 +565,14 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 			    t.len - (size_t)(close + 1 - t.p));
 			if (after.len > 0 && after.p[0] != '#' &&
 			    after.p[0] != ';') {
-				aws_errf(err, errlen, "line %zu: text after "
+				err_printf(err, errlen, "line %zu: text after "
 				    "section header", line);
 				return ERR_BAD_REQUEST;
 			}
 			in = aws_trim(t.p + 1, (size_t)(close - t.p - 1));
 			if (in.len == 0) {
-				aws_errf(err, errlen, "line %zu: empty section "
+				err_printf(err, errlen,
+				    "line %zu: empty section "
 				    "name", line);
 				return ERR_BAD_REQUEST;
 			}
@@ -601,12 +590,12 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 			struct str k, v;
 
 			if (section == AWS_SECTION_NONE) {
-				aws_errf(err, errlen, "line %zu: property "
+				err_printf(err, errlen, "line %zu: property "
 				    "outside a section", line);
 				return ERR_BAD_REQUEST;
 			}
 			if (eq == NULL) {
-				aws_errf(err, errlen, "line %zu: expected "
+				err_printf(err, errlen, "line %zu: expected "
 				    "key = value", line);
 				return ERR_BAD_REQUEST;
 			}
@@ -614,7 +603,7 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 			v = aws_value_strip_comment((struct str){ eq + 1,
 			    t.len - (size_t)(eq + 1 - t.p) });
 			if (k.len == 0) {
-				aws_errf(err, errlen, "line %zu: empty key",
+				err_printf(err, errlen, "line %zu: empty key",
 				    line);
 				return ERR_BAD_REQUEST;
 			}
@@ -640,7 +629,7 @@ aws_parse_profile(const char *data, size_t len, enum aws_file_kind kind,
 		}
 	}
 	if (set_ak != set_sk) {
-		aws_errf(err, errlen, "profile %s sets only one of "
+		err_printf(err, errlen, "profile %s sets only one of "
 		    "aws_access_key_id and aws_secret_access_key", name);
 		return ERR_BAD_REQUEST;
 	}
@@ -658,24 +647,24 @@ aws_json_load(const char *body, size_t len, json_t **ret, const char *what,
 
 	*ret = NULL;
 	if (body == NULL || len == 0) {
-		aws_errf(err, errlen, "%s: empty body", what);
+		err_printf(err, errlen, "%s: empty body", what);
 		return ERR_BAD_REQUEST;
 	}
 	if (len > AWS_PARSE_MAX_BODY) {
-		aws_errf(err, errlen, "%s: body larger than %d bytes", what,
+		err_printf(err, errlen, "%s: body larger than %d bytes", what,
 		    AWS_PARSE_MAX_BODY);
 		return ERR_TOO_LARGE;
 	}
 	/* Duplicate keys would make "which value" ambiguous. */
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		aws_errf(err, errlen, "%s: not valid JSON (at byte %d)", what,
+		err_printf(err, errlen, "%s: not valid JSON (at byte %d)", what,
 		    jerr.position);
 		return ERR_BAD_REQUEST;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
-		aws_errf(err, errlen, "%s: JSON is not an object", what);
+		err_printf(err, errlen, "%s: JSON is not an object", what);
 		return ERR_BAD_REQUEST;
 	}
 	*ret = root;
@@ -694,11 +683,11 @@ aws_json_str(json_t *o, const char *key, int required, struct str *ret,
 	if (v == NULL || (json_is_null(v) && !required)) {
 		if (!required)
 			return 0;
-		aws_errf(err, errlen, "%s: %s is missing", what, key);
+		err_printf(err, errlen, "%s: %s is missing", what, key);
 		return ERR_BAD_REQUEST;
 	}
 	if (!json_is_string(v)) {
-		aws_errf(err, errlen, "%s: %s is not a string", what, key);
+		err_printf(err, errlen, "%s: %s is not a string", what, key);
 		return ERR_BAD_REQUEST;
 	}
 	*ret = (struct str){ json_string_value(v), json_string_length(v) };
@@ -903,7 +892,7 @@ aws_kms_key_set(struct str s, const char *key, struct buf *dst,
 		return 0;
 	if (s.len == 0 || s.len > AWS_KMS_MAX_KEY_ID ||
 	    !aws_visible(s.p, s.len)) {
-		aws_errf(err, errlen, "%s: %s is not a key id", what, key);
+		err_printf(err, errlen, "%s: %s is not a key id", what, key);
 		return ERR_BAD_REQUEST;
 	}
 	return aws_set(dst, s.p, s.len);
@@ -933,12 +922,12 @@ aws_kms_data_set(struct str s, const char *field, size_t max,
 	dlen = b64_decoded_len(s.p, s.len);
 	if (s.len % 4 != 0 || s.len > (max + 2) / 3 * 4 || dlen == 0 ||
 	    dlen > max) {
-		aws_errf(err, errlen, "%s: %s is empty, too long or not "
+		err_printf(err, errlen, "%s: %s is empty, too long or not "
 		    "base64", what, field);
 		return ERR_BAD_REQUEST;
 	}
 	if ((r = b64_decode(dst, s.p, s.len)) != 0) {
-		aws_errf(err, errlen, "%s: %s is not valid base64", what,
+		err_printf(err, errlen, "%s: %s is not valid base64", what,
 		    field);
 		return r == ERR_NOMEM ? r : ERR_BAD_REQUEST;
 	}
@@ -1054,7 +1043,7 @@ aws_kms_response_flat(enum aws_kms_op op, const struct aws_member *m,
 	int r;
 
 	if (s.p == NULL) {
-		aws_errf(err, errlen, "%s: %s is missing", what, field);
+		err_printf(err, errlen, "%s: %s is missing", what, field);
 		return ERR_BAD_REQUEST;
 	}
 	if ((r = aws_kms_data_set(s, field, max, &res->data, what, err,
@@ -1083,7 +1072,7 @@ aws_parse_kms_response(enum aws_kms_op op, const char *body, size_t len,
 	buf_clear(&res->key_id);
 	buf_clear(&res->source_key_id);
 	if ((what = aws_parse_kms_target(op)) == NULL) {
-		aws_errf(err, errlen, "unknown KMS operation");
+		err_printf(err, errlen, "unknown KMS operation");
 		return ERR_BAD_REQUEST;
 	}
 	field = op == AWS_KMS_DECRYPT ? "Plaintext" : "CiphertextBlob";
@@ -1220,10 +1209,11 @@ aws_parse_container_creds(const char *body, size_t len, struct aws_creds *c,
 		/* Only an identifier-like code is worth echoing. */
 		if (code.len > 0 && code.len < AWS_ERROR_CODE_MAX &&
 		    aws_alnum(code.p, code.len))
-			aws_errf(err, errlen, "%s: Code is %.*s", what,
+			err_printf(err, errlen, "%s: Code is %.*s", what,
 			    (int)code.len, code.p);
 		else
-			aws_errf(err, errlen, "%s: Code is not Success", what);
+			err_printf(err, errlen, "%s: Code is not Success",
+			    what);
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
@@ -1237,13 +1227,13 @@ aws_parse_container_creds(const char *body, size_t len, struct aws_creds *c,
 	    errlen)) != 0)
 		goto out;
 	if (aws_parse_time(exp.p, exp.len, &t) != 0) {
-		aws_errf(err, errlen, "%s: Expiration is not an ISO 8601 UTC "
+		err_printf(err, errlen, "%s: Expiration is not an ISO 8601 UTC "
 		    "time", what);
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
 	if (tok.len == 0) {
-		aws_errf(err, errlen, "%s: Token is empty", what);
+		err_printf(err, errlen, "%s: Token is empty", what);
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
@@ -1272,17 +1262,18 @@ aws_parse_sts_creds(const char *body, size_t len, struct aws_creds *c,
 
 	aws_parse_creds_done(c);
 	if (body == NULL || len == 0) {
-		aws_errf(err, errlen, "%s: empty body", what);
+		err_printf(err, errlen, "%s: empty body", what);
 		return ERR_BAD_REQUEST;
 	}
 	if (len > AWS_PARSE_MAX_BODY) {
-		aws_errf(err, errlen, "%s: body larger than %d bytes", what,
+		err_printf(err, errlen, "%s: body larger than %d bytes", what,
 		    AWS_PARSE_MAX_BODY);
 		return ERR_TOO_LARGE;
 	}
 	if (aws_xml_elem(in, "AssumeRoleWithWebIdentityResult", &res) != 0 ||
 	    aws_xml_elem(res, "Credentials", &cred) != 0) {
-		aws_errf(err, errlen, "%s: no AssumeRoleWithWebIdentityResult/"
+		err_printf(err, errlen,
+		    "%s: no AssumeRoleWithWebIdentityResult/"
 		    "Credentials element", what);
 		return ERR_BAD_REQUEST;
 	}
@@ -1290,32 +1281,32 @@ aws_parse_sts_creds(const char *body, size_t len, struct aws_creds *c,
 		buf_init(&val[i], AWS_PARSE_MAX_VALUE);
 	for (size_t i = 0; i < 4; i++) {
 		if (aws_xml_elem(cred, fields[i], &v) != 0) {
-			aws_errf(err, errlen, "%s: %s is missing", what,
+			err_printf(err, errlen, "%s: %s is missing", what,
 			    fields[i]);
 			r = ERR_BAD_REQUEST;
 			goto out;
 		}
 		if (v.len > AWS_PARSE_MAX_VALUE) {
-			aws_errf(err, errlen, "%s: %s is too long", what,
+			err_printf(err, errlen, "%s: %s is too long", what,
 			    fields[i]);
 			r = ERR_TOO_LARGE;
 			goto out;
 		}
 		if ((r = aws_xml_text(v, &val[i], 1)) != 0) {
-			aws_errf(err, errlen, "%s: %s holds markup or an "
+			err_printf(err, errlen, "%s: %s holds markup or an "
 			    "unknown entity", what, fields[i]);
 			r = r == ERR_NOMEM ? r : ERR_BAD_REQUEST;
 			goto out;
 		}
 	}
 	if (aws_parse_time((const char *)val[3].data, val[3].len, &t) != 0) {
-		aws_errf(err, errlen, "%s: Expiration is not an ISO 8601 UTC "
+		err_printf(err, errlen, "%s: Expiration is not an ISO 8601 UTC "
 		    "time", what);
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
 	if (val[2].len == 0) {
-		aws_errf(err, errlen, "%s: SessionToken is empty", what);
+		err_printf(err, errlen, "%s: SessionToken is empty", what);
 		r = ERR_BAD_REQUEST;
 		goto out;
 	}
