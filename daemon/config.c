@@ -20,6 +20,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "duration.h"
 #include "err.h"
 #include "stored.h"
 
@@ -130,28 +131,8 @@ config_parse_uint(const char *s, unsigned long min, unsigned long max,
 static int
 config_parse_duration(const char *s, unsigned *ret_ms)
 {
-	char *end;
-	unsigned long v, mult;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mult = 1000;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else
-		return -1;
 	/* a day is more than any sane timeout */
-	if (v == 0 || v > 86400000UL / mult)
-		return -1;
-	*ret_ms = (unsigned)(v * mult);
-	return 0;
+	return duration_parse_ms(s, 1, 86400000UL, ret_ms);
 }
 
 static struct cfg_key *

@@ -62,6 +62,7 @@
 #include "aws_parse.h"
 #include "aws_sigv4.h"
 #include "config.h"
+#include "duration.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -188,24 +189,8 @@ aws_env(const char *name)
 static int
 aws_parse_duration(const char *s, unsigned *ret_ms)
 {
-	unsigned long v, mult;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	v = strtoul(s, &end, 10);
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mult = 1000;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else
-		return -1;
-	if (v > AWS_TIMEOUT_MAX_MS / mult || v * mult < AWS_TIMEOUT_MIN_MS)
-		return -1;
-	*ret_ms = (unsigned)(v * mult);
-	return 0;
+	return duration_parse_ms(s, AWS_TIMEOUT_MIN_MS, AWS_TIMEOUT_MAX_MS,
+	    ret_ms);
 }
 
 static int

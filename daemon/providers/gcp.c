@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "duration.h"
 #include "err.h"
 #include "gcp_auth.h"
 #include "gcp_parse.h"
@@ -217,27 +218,8 @@ gcp_match(const char *key_id)
 static int
 gcp_parse_duration(const char *s, unsigned *ret_ms)
 {
-	unsigned long v, mult;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mult = 1000;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else
-		return -1;
-	if (v > GCP_MAX_TIMEOUT_MS / mult || v * mult < GCP_MIN_TIMEOUT_MS)
-		return -1;
-	*ret_ms = (unsigned)(v * mult);
-	return 0;
+	return duration_parse_ms(s, GCP_MIN_TIMEOUT_MS, GCP_MAX_TIMEOUT_MS,
+	    ret_ms);
 }
 
 /* host, host:port, [v6]:port: what may follow "http://" alone. */

@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "b64.h"
+#include "duration.h"
 #include "err.h"
 #include "vault_parse.h"
 
@@ -86,27 +87,7 @@ vault_path_valid(const char *s, size_t n)
 int
 vault_parse_duration(const char *s, unsigned *ret_ms)
 {
-	unsigned long v, mult;
-	char *end;
-
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mult = 1000;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else
-		return -1;
-	if (v == 0 || v > VAULT_MAX_DURATION_MS / mult)
-		return -1;
-	*ret_ms = (unsigned)(v * mult);
-	return 0;
+	return duration_parse_ms(s, 1, VAULT_MAX_DURATION_MS, ret_ms);
 }
 
 int

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "b64.h"
+#include "duration.h"
 #include "buf.h"
 #include "err.h"
 
@@ -240,6 +241,32 @@ START_TEST(test_b64_binary_round_trip)
 }
 END_TEST
 
+/* The one duration syntax every section uses, and its range. */
+START_TEST(test_duration)
+{
+	static const struct {
+		const char *s;
+		int ok;
+		unsigned ms;
+	} cases[] = {
+		{ "10", 1, 10000 }, { "10s", 1, 10000 }, { "500ms", 1, 500 },
+		{ "5m", 1, 300000 }, { "1ms", 1, 1 }, { "0", 0, 0 },
+		{ "0ms", 0, 0 }, { "61m", 0, 0 }, { "60m", 1, 3600000 },
+		{ "", 0, 0 }, { "s", 0, 0 }, { "-1", 0, 0 }, { " 5", 0, 0 },
+		{ "5h", 0, 0 }, { "5 s", 0, 0 }, { "99999999999999999999", 0, 0 },
+	};
+	unsigned ms;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ms = 7;
+		ck_assert_msg((duration_parse_ms(cases[i].s, 1, 3600000, &ms) ==
+		    0) == cases[i].ok, "%s", cases[i].s);
+		ck_assert_uint_eq(ms, cases[i].ok ? cases[i].ms : 7);
+	}
+	ck_assert_int_eq(duration_parse_ms(NULL, 1, 10, &ms), -1);
+}
+END_TEST
+
 /* The table coder against OpenSSL's block coder: the same text for every
  * length, and for strings with one character changed, a decode that
  * succeeds gives OpenSSL's bytes. */
@@ -428,6 +455,7 @@ suite(void)
 	    sizeof(rfc4648) / sizeof(rfc4648[0]));
 	tcase_add_test(t, test_b64_binary_round_trip);
 	tcase_add_test(t, test_b64_matches_openssl);
+	tcase_add_test(t, test_duration);
 	tcase_add_loop_test(t, test_b64_rejects, 0, N_B64_BAD);
 	tcase_add_test(t, test_b64_decode_cap);
 	tcase_add_loop_test(t, test_b64_encode_lines, 0,
