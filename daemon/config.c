@@ -866,6 +866,12 @@ config_validate(struct parse *p)
 			    k->name);
 			return -1;
 		}
+		if (k->cache_max_uses != 0 && k->cache_ttl_ms == 0) {
+			parse_error(p, k->line, "[key %s]: cache_max_uses "
+			    "needs cache_ttl (without it nothing is cached)",
+			    k->name);
+			return -1;
+		}
 		for (size_t j = 0; j < k->n_versions; j++)
 			if (k->versions[j].version == 0)
 				k->versions[j].version = k->current;

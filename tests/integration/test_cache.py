@@ -194,7 +194,7 @@ def disable_decrypt_and_reload_empty_it():
 
 @case
 def cache_options_are_checked():
-    for ttl, uses in (("2h", 0), ("soon", 0), ("30s", -1)):
+    for ttl, uses in (("2h", 0), ("soon", 0), ("30s", -1), ("0", 5)):
         fake = FaultKMS()
         k = Kmsd(config=CONFIG % (fake.url, ttl, uses), env=ENV)
         try:
