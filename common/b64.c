@@ -9,41 +9,53 @@
 
 /* Ruby's Base64.encode64 line length (RFC 2045 allows up to 76). */
 #define B64_LINE 60
-/* b64_val: not in the alphabet. */
-#define B64_BAD 0xff
 
 /*
- * The coder itself is a table lookup per character, written here rather
- * than taken from EVP_EncodeBlock/EVP_DecodeBlock: every stored string a
- * request carries is checked character by character anyway (strictness
- * OpenSSL does not offer), and OpenSSL's block coder cost about ten
- * instructions a character on top (the unit tests hold the two to the
- * same output).
+ * The coder is table-driven, written here rather than taken from
+ * EVP_EncodeBlock/EVP_DecodeBlock: every stored string a request carries
+ * is checked character by character anyway (strictness OpenSSL does not
+ * offer), and OpenSSL's block coder cost about ten instructions a
+ * character on top (the unit tests hold the two to the same output). The
+ * tables are built by the preprocessor from the alphabet's definition.
  */
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Value of each byte as a base64 character, or B64_BAD. */
-static const uint8_t b64_val[256] = {
-	['A'] = 0, ['B'] = 1, ['C'] = 2, ['D'] = 3, ['E'] = 4, ['F'] = 5,
-	['G'] = 6, ['H'] = 7, ['I'] = 8, ['J'] = 9, ['K'] = 10, ['L'] = 11,
-	['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17,
-	['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
-	['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29,
-	['e'] = 30, ['f'] = 31, ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35,
-	['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
-	['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
-	['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53,
-	['2'] = 54, ['3'] = 55, ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59,
-	['8'] = 60, ['9'] = 61, ['+'] = 62, ['/'] = 63,
+/* The character of a 6-bit value. */
+#define B64_CH(i)	((i) < 26 ? 'A' + (i) : (i) < 52 ? 'a' + (i) - 26 : \
+			 (i) < 62 ? '0' + (i) - 52 : (i) == 62 ? '+' : '/')
+
+/* The two characters of each 12-bit value: half a 3-byte group. */
+#define B64_P1(i)	{ B64_CH((i) >> 6), B64_CH((i) & 63) }
+#define B64_P4(i)	B64_P1(i), B64_P1((i) + 1), B64_P1((i) + 2), \
+			B64_P1((i) + 3)
+#define B64_P16(i)	B64_P4(i), B64_P4((i) + 4), B64_P4((i) + 8), \
+			B64_P4((i) + 12)
+#define B64_P64(i)	B64_P16(i), B64_P16((i) + 16), B64_P16((i) + 32), \
+			B64_P16((i) + 48)
+#define B64_P256(i)	B64_P64(i), B64_P64((i) + 64), B64_P64((i) + 128), \
+			B64_P64((i) + 192)
+#define B64_P1024(i)	B64_P256(i), B64_P256((i) + 256), \
+			B64_P256((i) + 512), B64_P256((i) + 768)
+static const uint8_t b64_pair[4096][2] = {
+	B64_P1024(0), B64_P1024(1024), B64_P1024(2048), B64_P1024(3072)
 };
 
-/* 1 when c is in the alphabet ('A' is the only one whose value is 0). */
-static int
-b64_valid_char(unsigned char c)
-{
-	return b64_val[c] != 0 || c == 'A';
-}
+/* Each byte's value as a character, or B64_BAD when the byte is not in
+ * the alphabet ('=' included). */
+#define B64_BAD		0x80
+#define B64_V(c)	((c) >= 'A' && (c) <= 'Z' ? (c) - 'A' : \
+			 (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26 : \
+			 (c) >= '0' && (c) <= '9' ? (c) - '0' + 52 : \
+			 (c) == '+' ? 62 : (c) == '/' ? 63 : -1)
+#define B64_D1(c)	(B64_V(c) < 0 ? B64_BAD : B64_V(c))
+#define B64_D4(c)	B64_D1(c), B64_D1((c) + 1), B64_D1((c) + 2), \
+			B64_D1((c) + 3)
+#define B64_D16(c)	B64_D4(c), B64_D4((c) + 4), B64_D4((c) + 8), \
+			B64_D4((c) + 12)
+#define B64_D64(c)	B64_D16(c), B64_D16((c) + 16), B64_D16((c) + 32), \
+			B64_D16((c) + 48)
+static const uint8_t b64_dec[256] = {
+	B64_D64(0), B64_D64(64), B64_D64(128), B64_D64(192)
+};
 
 int
 b64_encode(struct buf *out, const void *p, size_t n)
@@ -62,18 +74,15 @@ b64_encode(struct buf *out, const void *p, size_t n)
 	o = out->data + out->len;
 	for (; n - i >= 3; i += 3, o += 4) {
 		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		o[0] = (uint8_t)b64_alphabet[v >> 18];
-		o[1] = (uint8_t)b64_alphabet[(v >> 12) & 0x3f];
-		o[2] = (uint8_t)b64_alphabet[(v >> 6) & 0x3f];
-		o[3] = (uint8_t)b64_alphabet[v & 0x3f];
+		memcpy(o, b64_pair[v >> 12], 2);
+		memcpy(o + 2, b64_pair[v & 0xfff], 2);
 	}
 	if (n - i > 0) {
 		v = (uint32_t)in[i] << 16;
 		if (n - i == 2)
 			v |= (uint32_t)in[i + 1] << 8;
-		o[0] = (uint8_t)b64_alphabet[v >> 18];
-		o[1] = (uint8_t)b64_alphabet[(v >> 12) & 0x3f];
-		o[2] = n - i == 2 ? (uint8_t)b64_alphabet[(v >> 6) & 0x3f] : '=';
+		memcpy(o, b64_pair[v >> 12], 2);
+		o[2] = n - i == 2 ? b64_pair[v & 0xfff][0] : '=';
 		o[3] = '=';
 	}
 	out->len += olen;
@@ -118,9 +127,9 @@ int
 b64_decode(struct buf *out, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t pad = 0, dlen, i;
-	uint8_t *o;
-	uint32_t v;
+	size_t pad = 0, dlen, full, i;
+	uint8_t *o, *start;
+	uint32_t a, b, c, d, v, bad = 0;
 	int r;
 
 	if (n == 0)
@@ -128,38 +137,47 @@ b64_decode(struct buf *out, const char *s, size_t n)
 	if (n % 4 != 0 || n > (size_t)INT32_MAX)
 		return ERR_BAD_REQUEST;
 	if (u[n - 1] == '=')
-		pad++;
-	if (u[n - 2] == '=')
-		pad++;
-	for (i = 0; i < n - pad; i++)
-		if (!b64_valid_char(u[i]))
-			return ERR_BAD_REQUEST;
-	/* Unused low bits of the last character must be zero (canonical). */
-	if (pad == 2 && (b64_val[u[n - 3]] & 0x0f) != 0)
-		return ERR_BAD_REQUEST;
-	if (pad == 1 && (b64_val[u[n - 2]] & 0x03) != 0)
-		return ERR_BAD_REQUEST;
+		pad = u[n - 2] == '=' ? 2 : 1;
 	/* Reserve only what the result needs: a value that fits the cap
 	 * must decode even when its padded length would not. */
 	dlen = n / 4 * 3 - pad;
 	if ((r = buf_reserve(out, dlen)) != 0)
 		return r;
-	o = out->data + out->len;
-	/* Every character is checked above: the values are all 0..63. */
-	for (i = 0; i + 4 < n || (i + 4 == n && pad == 0); i += 4, o += 3) {
-		v = (uint32_t)b64_val[u[i]] << 18 | (uint32_t)b64_val[u[i + 1]] << 12 |
-		    (uint32_t)b64_val[u[i + 2]] << 6 | b64_val[u[i + 3]];
+	start = o = out->data + out->len;
+	/* Every character is checked as it is decoded: bad collects
+	 * B64_BAD from any outside the alphabet ('=' is). What a bad one
+	 * spreads into the bytes is wiped below. */
+	full = pad > 0 ? n - 4 : n;
+	for (i = 0; i < full; i += 4, o += 3) {
+		a = b64_dec[u[i]];
+		b = b64_dec[u[i + 1]];
+		c = b64_dec[u[i + 2]];
+		d = b64_dec[u[i + 3]];
+		bad |= a | b | c | d;
+		v = a << 18 | b << 12 | c << 6 | d;
 		o[0] = (uint8_t)(v >> 16);
 		o[1] = (uint8_t)(v >> 8);
 		o[2] = (uint8_t)v;
 	}
 	if (pad > 0) {
-		v = (uint32_t)b64_val[u[i]] << 18 | (uint32_t)b64_val[u[i + 1]] << 12;
-		if (pad == 1)
-			v |= (uint32_t)b64_val[u[i + 2]] << 6;
+		a = b64_dec[u[i]];
+		b = b64_dec[u[i + 1]];
+		c = pad == 1 ? b64_dec[u[i + 2]] : 0;
+		bad |= a | b | c;
+		/* Unused low bits of the last character must be zero
+		 * (canonical). */
+		if ((pad == 2 && (b & 0x0f) != 0) ||
+		    (pad == 1 && (c & 0x03) != 0))
+			bad = B64_BAD;
+		v = a << 18 | b << 12 | c << 6;
 		o[0] = (uint8_t)(v >> 16);
 		if (pad == 1)
 			o[1] = (uint8_t)(v >> 8);
+	}
+	if (bad & B64_BAD) {
+		/* What was decoded before the bad character goes too. */
+		wipe(start, dlen);
+		return ERR_BAD_REQUEST;
 	}
 	out->len += dlen;
 	return 0;

@@ -2,9 +2,9 @@
  * b64.h: base64 as kms_encrypted writes it.
  *
  * Strict: the standard alphabet, padding required, no whitespace, no bits
- * set in the unused low bits of the last quantum. Encoding and decoding run
- * through OpenSSL (EVP_EncodeBlock / EVP_DecodeBlock); this module adds the
- * strictness checks OpenSSL does not make and Ruby's 60-column form.
+ * set in the unused low bits of the last quantum. Ruby's 60-column form
+ * too. The coder is table-driven (b64.c says why not OpenSSL's); the unit
+ * tests hold it to EVP_EncodeBlock / EVP_DecodeBlock.
  */
 #ifndef KMSD_B64_H
 #define KMSD_B64_H

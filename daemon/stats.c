@@ -75,6 +75,7 @@ struct stats_table {
 	size_t cap;
 	uint32_t *slots;	/* row index + 1; 0 = empty */
 	size_t n_slots;		/* 0, or a power of two >= 2 * n */
+	size_t last;		/* row index + 1 of the last match; 0 = none */
 	uint64_t other[STATS_OPS][STATS_RESULTS];
 };
 
@@ -196,18 +197,28 @@ static uint64_t *
 stats_table_get(struct stats_table *t, unsigned op, unsigned result,
     uid_t uid, const char *key, const char *socket)
 {
-	uint64_t hash = stats_hash(op, result, uid, key, socket);
+	uint64_t hash;
 	struct stats_row *r;
 	char *kcopy = NULL, *scopy = NULL;
 	size_t mask, i;
 
+	/* A run of requests alike (one client, one key) counts into the
+	 * same row: it is compared before anything is hashed. */
+	if (t->last != 0) {
+		r = &t->rows[t->last - 1];
+		if (stats_row_eq(r, r->hash, op, result, uid, key, socket))
+			return &r->count;
+	}
+	hash = stats_hash(op, result, uid, key, socket);
 	if (t->n_slots != 0) {
 		mask = t->n_slots - 1;
 		for (i = (size_t)hash & mask; t->slots[i] != 0;
 		    i = (i + 1) & mask) {
 			r = &t->rows[t->slots[i] - 1];
-			if (stats_row_eq(r, hash, op, result, uid, key, socket))
+			if (stats_row_eq(r, hash, op, result, uid, key, socket)) {
+				t->last = t->slots[i];
 				return &r->count;
+			}
 		}
 	}
 	if (t->n >= STATS_MAX_ROWS)
@@ -229,6 +240,7 @@ stats_table_get(struct stats_table *t, unsigned op, unsigned result,
 	t->slots[stats_probe_free(t->slots, t->n_slots, hash)] =
 	    (uint32_t)t->n + 1;
 	t->n++;
+	t->last = t->n;
 	return &r->count;
 
 fail:

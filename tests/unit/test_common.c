@@ -355,6 +355,23 @@ START_TEST(test_b64_rejects)
 }
 END_TEST
 
+/* A refused string's good head was decoded before the bad character was
+ * met: those bytes, maybe a secret's, are wiped from the buffer's spare
+ * room. */
+START_TEST(test_b64_reject_wipes)
+{
+	static const uint8_t zero[9];
+	struct buf b;
+
+	buf_init(&b, 64);
+	ck_assert_int_eq(buf_reserve(&b, 16), 0);
+	ck_assert_int_eq(b64_decode(&b, "Zm9vYmFyYmF$", 12), ERR_BAD_REQUEST);
+	ck_assert_uint_eq(b.len, 0);
+	ck_assert_mem_eq(b.data, zero, sizeof(zero));
+	buf_done(&b);
+}
+END_TEST
+
 START_TEST(test_b64_decode_cap)
 {
 	struct buf b;
@@ -457,6 +474,7 @@ suite(void)
 	tcase_add_test(t, test_b64_matches_openssl);
 	tcase_add_test(t, test_duration);
 	tcase_add_loop_test(t, test_b64_rejects, 0, N_B64_BAD);
+	tcase_add_test(t, test_b64_reject_wipes);
 	tcase_add_test(t, test_b64_decode_cap);
 	tcase_add_loop_test(t, test_b64_encode_lines, 0,
 	    sizeof(encode64) / sizeof(encode64[0]));

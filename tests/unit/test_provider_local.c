@@ -475,6 +475,23 @@ START_TEST(test_format_contract)
 	ck_assert_int_eq(memcmp(out, pt32, 32), 0);
 	ck_assert(!reference_decrypt(key, empty, le, NULL, out));
 	ck_assert(!reference_decrypt(key, a, la, CTX_B, out));
+	/* Contexts around the size the AAD stops going in one update
+	 * (label 14 + flag 1 + JSON: 512 bytes at a JSON of 497). */
+	for (size_t jl = 495; jl <= 499; jl++) {
+		char json[1024];
+		uint8_t *l;
+		size_t ll;
+
+		memset(json, 'x', sizeof(json));
+		memcpy(json, "{\"k\":\"", 6);
+		memcpy(json + jl - 2, "\"}", 2);
+		json[jl] = '\0';
+		ll = wrap(state, pt32, 32, json, &l);
+		ck_assert(reference_decrypt(key, l, ll, json, out));
+		ck_assert_int_eq(memcmp(out, pt32, 32), 0);
+		unwrap_ok(state, l, ll, json, pt32, 32);
+		free(l);
+	}
 	OPENSSL_cleanse(key, sizeof(key));
 	free(a);
 	free(bare);
