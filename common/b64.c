@@ -6,6 +6,7 @@
 
 #include "b64.h"
 #include "err.h"
+#include "table.h"
 
 /* Ruby's Base64.encode64 line length (RFC 2045 allows up to 76). */
 #define B64_LINE 60
@@ -24,20 +25,8 @@
 			 (i) < 62 ? '0' + (i) - 52 : (i) == 62 ? '+' : '/')
 
 /* The two characters of each 12-bit value: half a 3-byte group. */
-#define B64_P1(i)	{ B64_CH((i) >> 6), B64_CH((i) & 63) }
-#define B64_P4(i)	B64_P1(i), B64_P1((i) + 1), B64_P1((i) + 2), \
-			B64_P1((i) + 3)
-#define B64_P16(i)	B64_P4(i), B64_P4((i) + 4), B64_P4((i) + 8), \
-			B64_P4((i) + 12)
-#define B64_P64(i)	B64_P16(i), B64_P16((i) + 16), B64_P16((i) + 32), \
-			B64_P16((i) + 48)
-#define B64_P256(i)	B64_P64(i), B64_P64((i) + 64), B64_P64((i) + 128), \
-			B64_P64((i) + 192)
-#define B64_P1024(i)	B64_P256(i), B64_P256((i) + 256), \
-			B64_P256((i) + 512), B64_P256((i) + 768)
-static const uint8_t b64_pair[4096][2] = {
-	B64_P1024(0), B64_P1024(1024), B64_P1024(2048), B64_P1024(3072)
-};
+#define B64_PAIR(i)	{ B64_CH((i) >> 6), B64_CH((i) & 63) }
+static const uint8_t b64_pair[4096][2] = { TABLE_4096(B64_PAIR) };
 
 /* Each byte's value as a character, or B64_BAD when the byte is not in
  * the alphabet ('=' included). */
@@ -46,16 +35,8 @@ static const uint8_t b64_pair[4096][2] = {
 			 (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26 : \
 			 (c) >= '0' && (c) <= '9' ? (c) - '0' + 52 : \
 			 (c) == '+' ? 62 : (c) == '/' ? 63 : -1)
-#define B64_D1(c)	(B64_V(c) < 0 ? B64_BAD : B64_V(c))
-#define B64_D4(c)	B64_D1(c), B64_D1((c) + 1), B64_D1((c) + 2), \
-			B64_D1((c) + 3)
-#define B64_D16(c)	B64_D4(c), B64_D4((c) + 4), B64_D4((c) + 8), \
-			B64_D4((c) + 12)
-#define B64_D64(c)	B64_D16(c), B64_D16((c) + 16), B64_D16((c) + 32), \
-			B64_D16((c) + 48)
-static const uint8_t b64_dec[256] = {
-	B64_D64(0), B64_D64(64), B64_D64(128), B64_D64(192)
-};
+#define B64_DEC(c)	(B64_V(c) < 0 ? B64_BAD : B64_V(c))
+static const uint8_t b64_dec[256] = { TABLE_256(B64_DEC) };
 
 int
 b64_encode(struct buf *out, const void *p, size_t n)

@@ -29,6 +29,7 @@
 
 #include "context.h"
 #include "err.h"
+#include "table.h"
 
 /* Decode one UTF-8 sequence at p[0..n): returns its length (1-4) and sets
  * *cp, or 0 when it is invalid (overlong, surrogate, > U+10FFFF, cut off,
@@ -256,17 +257,30 @@ context_insp_next(struct context_insp *s)
 	return '\\';
 }
 
-/* 1 when Ruby's inspect leaves every byte of s as it is: printable
- * ASCII other than '"', '\\' and '#'. */
+/* What each byte is to the context's two texts:
+ * CTX_STOP: it ends a run the JSON writer copies as it is, in both styles
+ * (control bytes, '"', '\\'; non-ASCII too, handled a character at a
+ * time); CTX_STOP_AS: it ends one with ActiveSupport's escapes only;
+ * CTX_INSPECT: Ruby's inspect does not leave it as it is (anything but
+ * printable ASCII other than '"', '\\' and '#'). */
+#define CTX_STOP	0x01
+#define CTX_STOP_AS	0x02
+#define CTX_INSPECT	0x04
+#define CTX_CLASS(c)							\
+	(((c) < 0x20 || (c) >= 0x80 || (c) == '"' || (c) == '\\' ?	\
+	    CTX_STOP : 0) |						\
+	 ((c) == '<' || (c) == '>' || (c) == '&' ? CTX_STOP_AS : 0) |	\
+	 ((c) < 0x20 || (c) >= 0x7f || (c) == '"' || (c) == '\\' ||	\
+	    (c) == '#' ? CTX_INSPECT : 0))
+static const uint8_t context_class[256] = { TABLE_256(CTX_CLASS) };
+
+/* 1 when Ruby's inspect leaves every byte of s as it is. */
 static int
 context_key_plain(struct str s)
 {
-	for (size_t i = 0; i < s.len; i++) {
-		uint8_t c = (uint8_t)s.p[i];
-
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '#')
+	for (size_t i = 0; i < s.len; i++)
+		if (context_class[(uint8_t)s.p[i]] & CTX_INSPECT)
 			return 0;
-	}
 	return 1;
 }
 
@@ -302,20 +316,6 @@ context_key_cmp(struct str a, struct str b)
 	}
 }
 
-/* ASCII bytes that end a run copied as it is: 1, in both styles (control
- * bytes, '"', '\\'); 2, with ActiveSupport's escapes only. Non-ASCII
- * ends a run too (handled a character at a time). */
-static const uint8_t context_json_stop[128] = {
-	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1,
-	[0x05] = 1, [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1,
-	[0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
-	[0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1,
-	[0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1,
-	[0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
-	[0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
-	['<'] = 2, ['>'] = 2, ['&'] = 2,
-};
-
 /* Append s as a JSON string with the json gem's escapes, plus
  * ActiveSupport's unless style is CTX_PLAIN. */
 static int
@@ -327,7 +327,8 @@ context_json_str(struct buf *out, struct str s, enum ctx_style style)
 	uint32_t c;
 	int r;
 
-	const uint8_t stop = style == CTX_ACTIVESUPPORT ? 3 : 1;
+	const uint8_t stop = style == CTX_ACTIVESUPPORT ?
+	    CTX_STOP | CTX_STOP_AS : CTX_STOP;
 
 	if ((r = buf_append_byte(out, '"')) != 0)
 		return r;
@@ -336,8 +337,7 @@ context_json_str(struct buf *out, struct str s, enum ctx_style style)
 		size_t en = 0, run = i;
 
 		/* A run of ASCII that needs no escape goes out in one copy. */
-		while (run < s.len && p[run] < 0x80 &&
-		    (context_json_stop[p[run]] & stop) == 0)
+		while (run < s.len && (context_class[p[run]] & stop) == 0)
 			run++;
 		if (run > i) {
 			if ((r = buf_append(out, p + i, run - i)) != 0)

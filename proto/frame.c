@@ -166,11 +166,23 @@ frame_prescan(const uint8_t *body, size_t len)
 
 		if (left == 0)
 			return ERR_BAD_REQUEST;
-		if (frame_head(body + off, left, &o) != 0)
-			return ERR_BAD_REQUEST;
-		if (o.data > left - o.hdr)
-			return ERR_BAD_REQUEST;
-		off += o.hdr + (size_t)o.data;
+		/* Most of a request is fixstr and fixint: a head of one
+		 * byte and nothing below it. */
+		if ((body[off] & 0xe0) == 0xa0) {
+			if ((size_t)(body[off] & 0x1f) > left - 1)
+				return ERR_BAD_REQUEST;
+			off += 1 + (size_t)(body[off] & 0x1f);
+			o.container = 0;
+		} else if (body[off] <= 0x7f || body[off] >= 0xe0) {
+			off++;
+			o.container = 0;
+		} else {
+			if (frame_head(body + off, left, &o) != 0)
+				return ERR_BAD_REQUEST;
+			if (o.data > left - o.hdr)
+				return ERR_BAD_REQUEST;
+			off += o.hdr + (size_t)o.data;
+		}
 		left = len - off;
 		/* This object was one of its parent's owed elements. */
 		if (depth > 0) {
