@@ -77,7 +77,13 @@ def fmt_k(a):
             f"{a['max'] / 1000:.1f}k)")
 
 
+# A row shown beside a target without being one.
+SHOWN = "shown"
+
+
 def verdict(ok):
+    if ok == SHOWN:
+        return "shown, not a target"
     return "n/a" if ok is None else ("**PASS**" if ok else "**FAIL**")
 
 
@@ -100,7 +106,10 @@ def targets(res, by):
     pin = f"client and server pinned to CPU {res.get('pin_cpu', 0)}"
 
     def add(name, a, limit, placement, ok_fn, digits=2, unit="x"):
-        ok = None if a is None else ok_fn(a["med"])
+        if ok_fn is None:
+            ok = SHOWN
+        else:
+            ok = None if a is None else ok_fn(a["med"])
         rows.append((name, fmt(a, digits, unit), limit, placement, ok))
 
     add("wrap ping-pong p50 / bare echo p50",
@@ -121,14 +130,17 @@ def targets(res, by):
     # The split placement (tables below) varies by 2-5x between
     # repetitions on this VM (cross-core wake-ups), so it is shown, not
     # judged.
+    # The issue sets the 70% at 8 clients; 64 clients is shown beside it
+    # (see "Where kmsd is below 70% of the floor").
     pre, tplace = "", pin
     for kind in ("wrap", "unwrap", "hello"):
         for sh in ("c8", "c64"):
             add(f"{kind} {SHAPE_LABEL[sh]} throughput / bare echo",
                 ratio(by, f"{pre}kmsd/{kind}/{sh}", f"{pre}echo/{sh}",
                       "ops_per_s"),
-                "≥ 0.70x", tplace + "; one client thread (epoll)",
-                lambda v: v >= 0.70)
+                "≥ 0.70x" if sh == "c8" else "(0.70x at 8 clients)",
+                tplace + "; one client thread (epoll)",
+                (lambda v: v >= 0.70) if sh == "c8" else None)
     for kind in ("wrap", "unwrap", "hello"):
         for sh in ("d16", "d64"):
             add(f"{kind} {SHAPE_LABEL[sh]} throughput / bare echo",
@@ -191,8 +203,9 @@ def targets(res, by):
 
 
 def gap_analysis(res, by):
-    """For every judged throughput target that is missed: the floor's
-    time per request, kmsd's, and what the target allows kmsd."""
+    """For every shape below its target ratio (64 clients included,
+    against the 8-client ratio): the floor's time per request, kmsd's,
+    and what the ratio allows kmsd."""
     out = []
     prof = res.get("profile") or {}
     for kind in ("hello", "wrap", "unwrap"):
@@ -551,9 +564,12 @@ def write(outdir, res):
         w("")
     gap = gap_analysis(res, by)
     if gap:
-        w("## Where a throughput target is missed")
+        w("## Where kmsd is below the target ratio")
         w("")
-        w("Client and server share one core, so a shape's time per request "
+        w("Every shared-core shape below its ratio (70% of the floor for "
+          "several clients, which the issue sets at 8 and this table also "
+          "applies to 64; 50% pipelined). "
+          "Client and server share one core, so a shape's time per request "
           "(1 / ops/s) is the CPU both spend on it. The floor's time is the "
           "bare minimum (framing, read, send, the client's own work); a "
           "target ratio r leaves kmsd floor × (1/r − 1) µs of its own per "
