@@ -25,7 +25,9 @@
 #include "err.h"
 #include "frame.h"
 #include "log.h"
+#include "op.h"
 #include "server.h"
+#include "turn.h"
 
 /* Bytes asked of read() at a time. */
 #define CONN_READ_CHUNK (16 * 1024)
@@ -287,6 +289,7 @@ conn_frames(struct conn *c, const uint8_t *data, size_t len)
 		if (r == FRAME_MORE)
 			break;
 		if (r < 0) {
+			turn_mark_secret();
 			/* The stream cannot be resynchronised: answer, then
 			 * close once the answer is out. */
 			conn_reject(c, 0, r, r == ERR_TOO_LARGE ?
@@ -296,6 +299,11 @@ conn_frames(struct conn *c, const uint8_t *data, size_t len)
 			return len;
 		}
 		r = msg_decode_request_with(c->srv->dec, body, blen, &req);
+		/* Any frame but a hello, keys or stats may carry a data key
+		 * or plaintext, read or not (turn.h). */
+		if (r != 0 || (req.op != OP_HELLO && req.op != OP_KEYS &&
+		    req.op != OP_STATS))
+			turn_mark_secret();
 		if (r != 0)
 			conn_reject(c, req.has_id ? req.id : 0, r,
 			    req.why[0] != '\0' ? req.why : err_str(r));

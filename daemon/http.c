@@ -54,6 +54,7 @@
 
 #include "err.h"
 #include "http.h"
+#include "turn.h"
 
 /* First retry waits up to this long (full jitter: uniform in [0, cap]). */
 #define HTTP_BACKOFF_BASE_MS 50
@@ -231,6 +232,8 @@ http_sock_event_cb(evutil_socket_t fd, short what, void *arg)
 	struct http *h = s->h;	/* s may be freed inside socket_action */
 	int action = 0, running;
 
+	turn_mark_secret();
+
 	if (what & EV_READ)
 		action |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
@@ -320,6 +323,8 @@ http_timer_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http *h = arg;
 	int running;
+
+	turn_mark_secret();
 
 	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	http_check_done(h);
@@ -546,6 +551,8 @@ http_op_step_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_op *op = arg;
 
+	turn_mark_secret();
+
 	if (op->state == HTTP_S_BACKOFF)
 		http_op_try(op);
 	else if (op->state == HTTP_S_COMPLETING)
@@ -558,6 +565,8 @@ http_op_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_op *op = arg;
 	uint64_t now = http_now_us();
 	struct timeval tv;
+
+	turn_mark_secret();
 
 	/* libevent may use a coarse clock and fire up to a tick early; a
 	 * deadline is never reported before it has passed. */
@@ -577,6 +586,8 @@ http_client_pump_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_client *c = arg;
 	struct http_op *op, *next;
 	uint64_t now = http_now_us();
+
+	turn_mark_secret();
 
 	for (op = TAILQ_FIRST(&c->queue); op != NULL && !c->closing &&
 	    c->inflight < c->max_inflight; op = next) {

@@ -31,6 +31,7 @@
 #include "server.h"
 #include "state.h"
 #include "stats.h"
+#include "turn.h"
 
 /* OpenSSL secure heap for master keys and other long-lived secrets:
  * locked in memory, guard pages, left out of core dumps. */
@@ -113,6 +114,8 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 
+	turn_mark_secret();
+
 	log_info("%s: finishing requests in flight, then exiting",
 	    strsignal((int)sig));
 	sd_notify(0, "STOPPING=1");
@@ -160,8 +163,8 @@ main_status(struct server *s)
  * twice in the save area of the dynamic linker's lazy binding (the first
  * call of a library function saves every vector register), 8 KiB below
  * this frame. Called from the loop, this frame lies where the callbacks'
- * frames did; the cost is one 32 KiB clear a turn (about a microsecond:
- * wipe(), not OPENSSL_cleanse, see buf.h).
+ * frames did; the cost is one 32 KiB clear after each turn that handled
+ * key material (turn.h; wipe(), not OPENSSL_cleanse, see buf.h).
  */
 #define MAIN_STACK_SCRUB (32 * 1024)
 
@@ -264,6 +267,8 @@ main_hup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	char err[512];
 
+	turn_mark_secret();
+
 	(void)main_reload(arg, err, sizeof(err));
 }
 
@@ -272,6 +277,8 @@ main_usr1_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 	char err[256] = "";
+
+	turn_mark_secret();
 
 	if (s->audit == NULL)
 		return;
@@ -293,6 +300,9 @@ main_metrics_cb(evutil_socket_t fd, short what, void *arg)
 	struct stats_state st;
 	int64_t now = ops_now_s();
 
+	/* The periodic wipe behind turn.h's marks. */
+	turn_mark_secret();
+
 	if (s->cfg->metrics_textfile == NULL)
 		return;
 	st.decrypt_disabled = s->decrypt_disabled;
@@ -313,6 +323,8 @@ main_metrics_cb(evutil_socket_t fd, short what, void *arg)
 static void
 main_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
+	turn_mark_secret();
+
 	sd_notify(0, "WATCHDOG=1");
 }
 
@@ -502,14 +514,18 @@ main(int argc, char **argv)
 	main_status(&srv);
 	/* One loop turn at a time: after each, the audit entries of the
 	 * turn go out in one write and the answers waiting on them follow
-	 * (server_commit). */
+	 * (server_commit), then the stack is wiped if the turn handled key
+	 * material, as the start did. */
 	for (;;) {
 		int lr;
 
+		if (turn_secret) {
+			main_scrub_stack();
+			turn_secret = 0;
+		}
 		ops_clock_tick();
 		lr = event_base_loop(base, EVLOOP_ONCE);
 		server_commit(&srv);
-		main_scrub_stack();
 		if (lr < 0) {
 			log_err("event loop failed");
 			goto out;
@@ -518,6 +534,7 @@ main(int argc, char **argv)
 		    event_base_got_exit(base))
 			break;
 	}
+	main_scrub_stack();
 	rc = 0;
 	log_info("stopped");
 out:

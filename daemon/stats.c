@@ -141,12 +141,11 @@ stats_label_eq(const char *a, const char *b)
 }
 
 static int
-stats_row_eq(const struct stats_row *r, uint64_t hash, unsigned op,
-    unsigned result, uid_t uid, const char *key, const char *socket)
+stats_row_is(const struct stats_row *r, unsigned op, unsigned result,
+    uid_t uid, const char *key, const char *socket)
 {
-	return r->hash == hash && r->op == op && r->result == result &&
-	    r->uid == uid && stats_label_eq(r->key, key) &&
-	    stats_label_eq(r->socket, socket);
+	return r->op == op && r->result == result && r->uid == uid &&
+	    stats_label_eq(r->key, key) && stats_label_eq(r->socket, socket);
 }
 
 static size_t
@@ -206,7 +205,7 @@ stats_table_get(struct stats_table *t, unsigned op, unsigned result,
 	 * same row: it is compared before anything is hashed. */
 	if (t->last != 0) {
 		r = &t->rows[t->last - 1];
-		if (stats_row_eq(r, r->hash, op, result, uid, key, socket))
+		if (stats_row_is(r, op, result, uid, key, socket))
 			return &r->count;
 	}
 	hash = stats_hash(op, result, uid, key, socket);
@@ -215,7 +214,8 @@ stats_table_get(struct stats_table *t, unsigned op, unsigned result,
 		for (i = (size_t)hash & mask; t->slots[i] != 0;
 		    i = (i + 1) & mask) {
 			r = &t->rows[t->slots[i] - 1];
-			if (stats_row_eq(r, hash, op, result, uid, key, socket)) {
+			if (r->hash == hash &&
+			    stats_row_is(r, op, result, uid, key, socket)) {
 				t->last = t->slots[i];
 				return &r->count;
 			}

@@ -71,7 +71,7 @@ struct frame_obj {
  * Read the head of the object at p[0] with `left` (>= 1) bytes available.
  * ERR_BAD_REQUEST for the never-used byte 0xc1 or a head that is cut off.
  */
-static int
+static inline int
 frame_head(const uint8_t *p, size_t left, struct frame_obj *o)
 {
 	uint8_t t = p[0];
@@ -83,6 +83,11 @@ frame_head(const uint8_t *p, size_t left, struct frame_obj *o)
 	o->data = 0;
 	o->count = 0;
 	o->container = 0;
+	/* Most of a request is fixstr and fixint: tested first. */
+	if ((t & 0xe0) == 0xa0) {		/* fixstr */
+		o->data = t & 0x1f;
+		return 0;
+	}
 	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
 		return 0;
 	if (t <= 0x8f) {			/* fixmap */
@@ -93,10 +98,6 @@ frame_head(const uint8_t *p, size_t left, struct frame_obj *o)
 	if (t <= 0x9f) {			/* fixarray */
 		o->count = t & 0x0f;
 		o->container = 1;
-		return 0;
-	}
-	if (t <= 0xbf) {			/* fixstr */
-		o->data = t & 0x1f;
 		return 0;
 	}
 	switch (t) {
@@ -166,23 +167,11 @@ frame_prescan(const uint8_t *body, size_t len)
 
 		if (left == 0)
 			return ERR_BAD_REQUEST;
-		/* Most of a request is fixstr and fixint: a head of one
-		 * byte and nothing below it. */
-		if ((body[off] & 0xe0) == 0xa0) {
-			if ((size_t)(body[off] & 0x1f) > left - 1)
-				return ERR_BAD_REQUEST;
-			off += 1 + (size_t)(body[off] & 0x1f);
-			o.container = 0;
-		} else if (body[off] <= 0x7f || body[off] >= 0xe0) {
-			off++;
-			o.container = 0;
-		} else {
-			if (frame_head(body + off, left, &o) != 0)
-				return ERR_BAD_REQUEST;
-			if (o.data > left - o.hdr)
-				return ERR_BAD_REQUEST;
-			off += o.hdr + (size_t)o.data;
-		}
+		if (frame_head(body + off, left, &o) != 0)
+			return ERR_BAD_REQUEST;
+		if (o.data > left - o.hdr)
+			return ERR_BAD_REQUEST;
+		off += o.hdr + (size_t)o.data;
 		left = len - off;
 		/* This object was one of its parent's owed elements. */
 		if (depth > 0) {

@@ -59,6 +59,7 @@
 #include "http.h"
 #include "log.h"
 #include "provider.h"
+#include "turn.h"
 
 #define GCP_PREFIX "projects/"
 #define GCP_PREFIX_LEN (sizeof(GCP_PREFIX) - 1)
@@ -1055,6 +1056,8 @@ static void
 gcp_call_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gcp_call *c = arg;
+
+	turn_mark_secret();
 
 	gcp_call_finish(c, ERR_TIMEOUT, "Cloud KMS did not answer within "
 	    "%u ms%s", c->k->sh->timeout_ms, c->waiting ? " (waiting for an "

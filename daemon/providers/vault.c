@@ -52,6 +52,7 @@
 #include "http.h"
 #include "log.h"
 #include "provider.h"
+#include "turn.h"
 #include "vault_parse.h"
 
 #define VAULT_PREFIX "vault/"
@@ -1388,6 +1389,8 @@ vault_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct vault_sess *s = arg;
 	enum vault_next next = s->next;
 	uint64_t now, left;
+
+	turn_mark_secret();
 
 	s->next = VAULT_NEXT_NONE;
 	if (s->job == VAULT_JOB_LOGIN)
