@@ -8,7 +8,11 @@
  * answers every complete frame, and writes all answers in one send(): the
  * least a server with this framing can do per request.
  *
- *   echo_server --socket PATH [--resp N] [--cpu N]
+ * --busy-ns N makes it spin for N ns on every frame: a server with that
+ * much work of its own per request, to compare kmsd with (the bench's
+ * calibration rows).
+ *
+ *   echo_server --socket PATH [--resp N] [--busy-ns N] [--cpu N]
  * Prints "ready" once listening; runs until SIGTERM/SIGINT.
  */
 #include <errno.h>
@@ -43,6 +47,7 @@ struct echo_conn {
 
 static volatile sig_atomic_t echo_stop;
 static size_t echo_resp;	/* 0: echo the request's size */
+static uint64_t echo_busy_ns;	/* spun per frame */
 
 static void
 echo_sig(int sig)
@@ -142,6 +147,12 @@ echo_read(int ep, struct echo_conn *c)
 		}
 		c->out_len += BENCH_HDR + rlen;
 		off += BENCH_HDR + blen;
+		if (echo_busy_ns > 0) {
+			uint64_t until = bench_now_ns() + echo_busy_ns;
+
+			while (bench_now_ns() < until)
+				;
+		}
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
@@ -154,6 +165,7 @@ main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "resp", required_argument, NULL, 'r' },
+		{ "busy-ns", required_argument, NULL, 'b' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -162,10 +174,11 @@ main(int argc, char **argv)
 	const char *path = NULL;
 	int cpu = -1, ep, lfd, opt, n;
 
-	while ((opt = getopt_long(argc, argv, "s:r:c:", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:r:b:c:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 's': path = optarg; break;
 		case 'r': echo_resp = strtoul(optarg, NULL, 10); break;
+		case 'b': echo_busy_ns = strtoull(optarg, NULL, 10); break;
 		case 'c': cpu = atoi(optarg); break;
 		default: return 2;
 		}
@@ -173,7 +186,7 @@ main(int argc, char **argv)
 	if (path == NULL || strlen(path) >= sizeof(sun.sun_path) ||
 	    echo_resp > BENCH_FRAME_MAX) {
 		fprintf(stderr, "usage: echo_server --socket PATH [--resp N] "
-		    "[--cpu N]\n");
+		    "[--busy-ns N] [--cpu N]\n");
 		return 2;
 	}
 	if (bench_pin(cpu) != 0)

@@ -585,6 +585,21 @@ def write(outdir, res):
               f"{g['own_us']:.2f} | {g['allowed_us']:.2f} | "
               f"{g['instr'] if g['instr'] else 'n/a'} |")
         w("")
+    busy = res.get("busy_ns")
+    cal = []
+    for sh in ("c8", "c64"):
+        a = ratio(by, f"echo-busy/{sh}", f"echo/{sh}", "ops_per_s")
+        if busy and a:
+            cal.append(f"{SHAPE_LABEL[sh]} {fmt(a, 2, 'x')}")
+    if cal:
+        w(f"Calibration: the same echo server spinning {busy / 1000:g} µs "
+          f"on every request (`echo_server --busy-ns {busy}`, same core, "
+          f"same client) reaches " + ", ".join(cal) + " of the bare echo. "
+          "On a core shared with the client, a server's own time per "
+          "request costs more than itself: the one that uses more of the "
+          "core is preempted by the other at most of its answers, and each "
+          "switch is a few µs on this VM.")
+        w("")
     prof = res.get("profile")
     if prof:
         w("## Profile (callgrind, instructions per request)")

@@ -60,6 +60,11 @@ DATA_KEY = bytes(range(32))
 # What a GenerateDataKey'd key's CiphertextBlob looks like (184 bytes).
 AWS_BLOB = bytes([1, 2, 3, 0]) + bytes((i * 7) & 0xff for i in range(180))
 # Shapes on the Unix socket: name -> (clients, depth).
+# The calibration echo: the floor plus this much busy work per request,
+# about what a wrap costs kmsd of its own where switches do not count
+# (pipelined 64 deep, the report's gap table: 1.0 us), so its ratio shows
+# what the shared-core shapes charge for that much work.
+BUSY_NS = 1000
 SHAPES = {"pp": (1, 1), "c8": (8, 1), "c64": (64, 1), "d16": (1, 16),
           "d64": (1, 64)}
 KMS_CONC = [1, 8, 64, 512]
@@ -306,13 +311,13 @@ allow = generate, encrypt, decrypt, rewrap
             time.sleep(0.02)
         raise RuntimeError(f"kmsd {name} not ready: {p.logtext()}")
 
-    def start_echo(self, resp):
-        d = os.path.join(self.tmp, "echo")
+    def start_echo(self, resp, name="echo", busy_ns=0):
+        d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
         sock = os.path.join(d, "echo.sock")
-        p = self.start("echo", [self.tool("echo_server"), "--socket", sock,
-                                "--resp", str(resp)], d, cpu=PIN_CPU,
-                       nofile=65536)
+        p = self.start(name, [self.tool("echo_server"), "--socket", sock,
+                              "--resp", str(resp), "--busy-ns", str(busy_ns)],
+                       d, cpu=PIN_CPU, nofile=65536)
         self._wait_sock(p, sock)
         return p
 
@@ -354,6 +359,9 @@ allow = generate, encrypt, decrypt, rewrap
         split = (os.cpu_count() or 1) > CLIENT_CPU
         for sh in SHAPES:
             cfgs.append((f"echo/{sh}", "echo", "echo", sh, PIN_CPU))
+        for sh in ("c8", "c64"):
+            cfgs.append((f"echo-busy/{sh}", "echo-busy", "echo", sh,
+                         PIN_CPU))
         for sh in ("pp", "c8"):
             cfgs.append((f"ssh/{sh}", "ssh", "ssh", sh, PIN_CPU))
         for kind in ("hello", "wrap", "unwrap"):
@@ -390,9 +398,11 @@ allow = generate, encrypt, decrypt, rewrap
         req, resp = probe["req_body"], probe["resp_body"]
         self.res["frame_sizes"] = {"wrap_req": req, "wrap_resp": resp}
         echo = self.start_echo(resp)
+        busy = self.start_echo(resp, "echo-busy", BUSY_NS)
+        self.res["busy_ns"] = BUSY_NS
         agent = self.start_ssh_agent()
-        socks = {"echo": echo.sock, "ssh": agent.sock, "kmsd": k_off.sock,
-                 "kmsd-audit": k_on.sock}
+        socks = {"echo": echo.sock, "echo-busy": busy.sock, "ssh": agent.sock,
+                 "kmsd": k_off.sock, "kmsd-audit": k_on.sock}
         cfgs = self.local_configs()
         t0 = time.time()
         for rep in range(self.reps):
