@@ -624,7 +624,7 @@ def write(outdir, res):
         w("")
     w("## Reproduce")
     w("")
-    w("`./dev bench` (about 11 minutes; `./dev bench --quick` about 2), "
+    w("`./dev bench` (about 14 minutes; `./dev bench --quick` about 3), "
       "from a clean checkout on Debian 12: it installs its packages, builds "
       "`build-bench` with `--buildtype=release -Db_lto=true` and writes "
       "`results/<timestamp>/`. Raw figures: `results.json`.")
