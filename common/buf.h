@@ -74,8 +74,8 @@ int buf_cstr(struct buf *b);
 /* Wipe n bytes at p so that no compiler removes it: glibc's
  * explicit_bzero, a memset the optimiser must keep. OPENSSL_cleanse does
  * the same a byte-sized step at a time here, which cost microseconds on
- * the request path (a 4-32 KiB wipe per loop turn added 7 us to a round
- * trip). */
+ * the request path (the main loop's 32 KiB stack wipe added 7 us to a
+ * round trip). */
 void wipe(void *p, size_t n);
 
 int str_eq(struct str s, const char *c);

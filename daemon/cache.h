@@ -45,9 +45,8 @@ uint64_t cache_gen(const struct cache *c);
 /* The id of (key, version, ciphertext, context); ctx_json NULL: none.
  * Hashed with c's kept digest context. */
 void cache_id(struct cache *c, const char *key, uint32_t version,
-    const uint8_t *ct,
-    size_t ct_len, const uint8_t *ctx_json, size_t ctx_len,
-    struct cache_id *ret);
+    const uint8_t *ct, size_t ct_len, const uint8_t *ctx_json,
+    size_t ctx_len, struct cache_id *ret);
 /* 1 and the plaintext appended to out on a hit (one use counted), else 0.
  * now_ms: a monotonic clock. */
 int cache_get(struct cache *c, const struct cache_id *id, uint64_t now_ms,
