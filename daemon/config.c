@@ -41,6 +41,8 @@
 #define CONFIG_MAX_DECRYPT_LIMIT 100000000UL
 /* Hard ceiling for max_connections: each costs a descriptor and buffers. */
 #define CONFIG_MAX_CONNECTIONS_CEIL 65536
+/* The longest duration any of kmsd's own options takes: one day. */
+#define CONFIG_MAX_DURATION_MS 86400000UL
 
 struct parse {
 	struct config *cfg;
@@ -132,7 +134,7 @@ static int
 config_parse_duration(const char *s, unsigned *ret_ms)
 {
 	/* a day is more than any sane timeout */
-	return duration_parse_ms(s, 1, 86400000UL, ret_ms);
+	return duration_parse_ms(s, 1, CONFIG_MAX_DURATION_MS, ret_ms);
 }
 
 static struct cfg_key *
