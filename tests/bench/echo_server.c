@@ -12,7 +12,14 @@
  * much work of its own per request, to compare kmsd with (the bench's
  * calibration rows).
  *
- *   echo_server --socket PATH [--resp N] [--busy-ns N] [--cpu N]
+ * --seal makes every answer carry what a kmsd wrap of a 32-byte data key
+ * computes, and nothing else of kmsd's: a 12-byte nonce from a 4 KiB pool
+ * of RAND_bytes, an AES-256-GCM seal with one pre-keyed context (the
+ * nonce set per call, ECHO_SEAL_AAD bytes of the request as AAD, 32 bytes
+ * of it as plaintext) and its tag. The floor plus the cryptography the
+ * operation cannot skip.
+ *
+ *   echo_server --socket PATH [--resp N] [--busy-ns N] [--seal] [--cpu N]
  * Prints "ready" once listening; runs until SIGTERM/SIGINT.
  */
 #include <errno.h>
@@ -27,6 +34,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include "benchutil.h"
 
 /* One read asks for this much; it holds many small frames. */
@@ -35,6 +46,15 @@
 #define ECHO_IN_CAP (BENCH_HDR + BENCH_FRAME_MAX + ECHO_READ_CHUNK)
 /* Events handled per epoll_wait. */
 #define ECHO_EVENTS 256
+/* --seal: the sizes of the bench's wrap: a 32-byte key, and as AAD the
+ * local provider's label (14 bytes), flag (1) and the JSON of the
+ * bench's context, {"model_id":"1","model_name":"User"} (36). */
+#define ECHO_SEAL_POOL 4096
+#define ECHO_SEAL_NONCE 12
+#define ECHO_SEAL_AAD 51
+#define ECHO_SEAL_PT 32
+#define ECHO_SEAL_TAG 16
+#define ECHO_SEAL_OUT (ECHO_SEAL_NONCE + ECHO_SEAL_PT + ECHO_SEAL_TAG)
 
 struct echo_conn {
 	int fd;
@@ -48,6 +68,9 @@ struct echo_conn {
 static volatile sig_atomic_t echo_stop;
 static size_t echo_resp;	/* 0: echo the request's size */
 static uint64_t echo_busy_ns;	/* spun per frame */
+static EVP_CIPHER_CTX *echo_seal_ctx;	/* --seal: keyed once */
+static uint8_t echo_pool[ECHO_SEAL_POOL];
+static size_t echo_pool_left;
 
 static void
 echo_sig(int sig)
@@ -114,6 +137,32 @@ echo_flush(int ep, struct echo_conn *c)
 	return 0;
 }
 
+/* --seal: out[0..ECHO_SEAL_OUT) = nonce, ciphertext and tag of in[]. */
+static int
+echo_seal(uint8_t *out, const uint8_t *in)
+{
+	uint8_t *nonce = out, *ct = out + ECHO_SEAL_NONCE;
+	int outl, finl;
+
+	if (echo_pool_left < ECHO_SEAL_NONCE) {
+		if (RAND_bytes(echo_pool, sizeof(echo_pool)) != 1)
+			return -1;
+		echo_pool_left = sizeof(echo_pool);
+	}
+	echo_pool_left -= ECHO_SEAL_NONCE;
+	memcpy(nonce, echo_pool + echo_pool_left, ECHO_SEAL_NONCE);
+	if (EVP_EncryptInit_ex2(echo_seal_ctx, NULL, NULL, nonce, NULL) != 1 ||
+	    EVP_EncryptUpdate(echo_seal_ctx, NULL, &outl, in,
+	    ECHO_SEAL_AAD) != 1 ||
+	    EVP_EncryptUpdate(echo_seal_ctx, ct, &outl, in + ECHO_SEAL_AAD,
+	    ECHO_SEAL_PT) != 1 || outl != ECHO_SEAL_PT ||
+	    EVP_EncryptFinal_ex(echo_seal_ctx, ct + outl, &finl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(echo_seal_ctx, EVP_CTRL_GCM_GET_TAG,
+	    ECHO_SEAL_TAG, ct + ECHO_SEAL_PT) != 1)
+		return -1;
+	return 0;
+}
+
 static int
 echo_read(int ep, struct echo_conn *c)
 {
@@ -145,6 +194,11 @@ echo_read(int ep, struct echo_conn *c)
 			memset(c->out + c->out_len + BENCH_HDR + blen, 0,
 			    rlen - blen);
 		}
+		if (echo_seal_ctx != NULL && (blen < ECHO_SEAL_AAD +
+		    ECHO_SEAL_PT || rlen < ECHO_SEAL_OUT ||
+		    echo_seal(c->out + c->out_len + BENCH_HDR,
+		    c->in + off + BENCH_HDR) != 0))
+			return -1;
 		c->out_len += BENCH_HDR + rlen;
 		off += BENCH_HDR + blen;
 		if (echo_busy_ns > 0) {
@@ -166,19 +220,22 @@ main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "resp", required_argument, NULL, 'r' },
 		{ "busy-ns", required_argument, NULL, 'b' },
+		{ "seal", no_argument, NULL, 'e' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct epoll_event evs[ECHO_EVENTS], ev;
 	struct sockaddr_un sun;
 	const char *path = NULL;
-	int cpu = -1, ep, lfd, opt, n;
+	uint8_t key[32];
+	int cpu = -1, ep, lfd, opt, n, seal = 0;
 
-	while ((opt = getopt_long(argc, argv, "s:r:b:c:", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:r:b:ec:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 's': path = optarg; break;
 		case 'r': echo_resp = strtoul(optarg, NULL, 10); break;
 		case 'b': echo_busy_ns = strtoull(optarg, NULL, 10); break;
+		case 'e': seal = 1; break;
 		case 'c': cpu = atoi(optarg); break;
 		default: return 2;
 		}
@@ -186,8 +243,21 @@ main(int argc, char **argv)
 	if (path == NULL || strlen(path) >= sizeof(sun.sun_path) ||
 	    echo_resp > BENCH_FRAME_MAX) {
 		fprintf(stderr, "usage: echo_server --socket PATH [--resp N] "
-		    "[--busy-ns N] [--cpu N]\n");
+		    "[--busy-ns N] [--seal] [--cpu N]\n");
 		return 2;
+	}
+	if (seal) {
+		/* A key of its own, never used outside this process. */
+		int ok = RAND_bytes(key, sizeof(key)) == 1 &&
+		    (echo_seal_ctx = EVP_CIPHER_CTX_new()) != NULL &&
+		    EVP_EncryptInit_ex2(echo_seal_ctx, EVP_aes_256_gcm(), key,
+		    NULL, NULL) == 1;
+
+		OPENSSL_cleanse(key, sizeof(key));
+		if (!ok) {
+			fprintf(stderr, "echo_server: cannot key AES-256-GCM\n");
+			return 1;
+		}
 	}
 	if (bench_pin(cpu) != 0)
 		return 1;
@@ -240,5 +310,6 @@ main(int argc, char **argv)
 		}
 	}
 	unlink(path);
+	EVP_CIPHER_CTX_free(echo_seal_ctx);
 	return 0;
 }

@@ -147,16 +147,28 @@ def targets(res, by):
                 ratio(by, f"{pre}kmsd/{kind}/{sh}", f"{pre}echo/{sh}",
                       "ops_per_s"),
                 "≥ 0.50x", tplace, lambda v: v >= 0.50)
+    # Syscalls are judged on the shared core too. Split, a wake-up finds
+    # however many requests the other core has sent since the last one,
+    # which the cross-core wake-ups of this VM set: the bare echo's own
+    # count there moves from run to run (2.15 to 2.80 per request at 8
+    # clients), so those rows are shown beside it.
+    floor_split = {s["shape"]: s["per_request"] for s in
+                   res.get("syscalls", []) if s["target"] == "echo" and
+                   s.get("placement") == "split"}
     for s in res.get("syscalls", []):
         if s["target"].startswith("kmsd") and s["shape"] in ("c8", "c64") \
                 and s["per_request"] is not None:
             a = {"med": s["per_request"], "min": s["per_request"],
                  "max": s["per_request"], "n": 1}
-            place = split_place(res) if s.get("placement") == "split" \
-                else pin
+            split = s.get("placement") == "split"
+            fl = floor_split.get(s["shape"])
             add(f"syscalls per request, {s['target']} {s['kind']} "
-                f"{SHAPE_LABEL[s['shape']]}", a, "≤ 2.5",
-                place + f" ({s['tool']})", lambda v: v <= 2.5, 2, "")
+                f"{SHAPE_LABEL[s['shape']]}", a,
+                ("(≤ 2.5 on the shared core; bare echo here: "
+                 f"{fl:.2f}" if fl is not None else "not run") + ")" if split
+                else "≤ 2.5",
+                (split_place(res) if split else pin) + f" ({s['tool']})",
+                None if split else (lambda v: v <= 2.5), 2, "")
     # KMS path.
     kplace = "unpinned (client, kmsd, nginx share both CPUs)"
     add("KMS path, 64 concurrent: kmsd / direct libcurl multi",
@@ -220,11 +232,26 @@ def gap_analysis(res, by):
             # From the judged ratio (a median of per-repetition ratios),
             # so the row agrees with the verdict.
             kmsd_us = floor_us / a["med"]
+            # Two parts of a wrap measured apart, each as a ratio to the
+            # floor: kmsd's framing and dispatch (hello) and the
+            # cryptography (the sealing echo; an unwrap's open costs
+            # about what a seal does). Their times add, so together they
+            # allow at most 1 / (1/hello + 1/seal - 1).
+            rh = ratio(by, f"kmsd/hello/{sh}", f"echo/{sh}", "ops_per_s")
+            rs = ratio(by, f"echo-seal/{sh}", f"echo/{sh}", "ops_per_s")
+            bound = None
+            if kind != "hello" and rh and rs:
+                bound = 1 / (1 / rh["med"] + 1 / rs["med"] - 1)
             out.append({"shape": sh, "kind": kind, "floor_us": floor_us,
                         "kmsd_us": kmsd_us, "own_us": kmsd_us - floor_us,
                         "allowed_us": floor_us * (1 / r - 1),
                         "instr": (prof.get(kind) or {}).get(
-                            "instr_per_request")})
+                            "instr_per_request"),
+                        "target": r,
+                        "hello": rh["med"] if rh and kind != "hello"
+                        else None,
+                        "seal": rs["med"] if rs and kind != "hello"
+                        else None, "bound": bound})
     return out
 
 
@@ -276,6 +303,32 @@ def write_plot(outdir, res, by):
             a = field(by, f"boto3/{procs}", "ops_per_s")
             if a:
                 f.write(f"{procs} {a['med']:.1f}\n")
+    kms_ran = any(field(by, f"{sec}/{who}/{c}", "ops_per_s")
+                  for sec in ("kms", "kms-slow") for who in ("curl", "kmsd")
+                  for c in (1, 8, 64, 512))
+    kms_panels = f"""set title "KMS path: Decrypt/s vs concurrent requests (loopback HTTPS fake)"
+set style data linespoints
+set logscale xy
+set xrange [0.8:700]
+set yrange [*:*]
+set xlabel "concurrent requests"
+set key top left
+plot "{d}/kms.dat" using 1:2 title "direct libcurl multi (ceiling)" lw 2, \\
+     "" using 1:3 title "kmsd (AWS provider)" lw 2, \\
+     "{d}/boto3.dat" using 1:2 title "boto3 (processes)" with points pt 7 ps 1.5
+set title "KMS path with 20 ms added latency: Decrypt/s"
+plot "{d}/kms.dat" using 1:4 title "direct libcurl multi" lw 2, \\
+     "" using 1:5 title "kmsd" lw 2, \\
+     "" using 1:6 title "min(C, in-flight limit) / latency" dt 2 lw 2
+""" if kms_ran else """unset border
+unset tics
+unset key
+set label 1 "KMS path not run (--only)" at graph 0.5, 0.5 center
+set title "KMS path"
+plot [0:1] [0:1] -1 notitle
+set title "KMS path with 20 ms added latency"
+plot [0:1] [0:1] -1 notitle
+"""
     script = f"""
 set terminal pngcairo size 1400,1000 font "sans,10"
 set output "{os.path.join(outdir, 'plot.png')}"
@@ -298,21 +351,7 @@ set yrange [0:*]
 set key top right
 plot "{d}/tput.dat" using 2:xtic(1) title "hello", "" using 3 title "wrap", \\
      "" using 4 title "unwrap"
-set title "KMS path: Decrypt/s vs concurrent requests (loopback HTTPS fake)"
-set style data linespoints
-set logscale xy
-set xrange [0.8:700]
-set yrange [*:*]
-set xlabel "concurrent requests"
-set key top left
-plot "{d}/kms.dat" using 1:2 title "direct libcurl multi (ceiling)" lw 2, \\
-     "" using 1:3 title "kmsd (AWS provider)" lw 2, \\
-     "{d}/boto3.dat" using 1:2 title "boto3 (processes)" with points pt 7 ps 1.5
-set title "KMS path with 20 ms added latency: Decrypt/s"
-plot "{d}/kms.dat" using 1:4 title "direct libcurl multi" lw 2, \\
-     "" using 1:5 title "kmsd" lw 2, \\
-     "" using 1:6 title "min(C, in-flight limit) / latency" dt 2 lw 2
-unset multiplot
+{kms_panels}unset multiplot
 """
     with open(os.path.join(d, "plot.gp"), "w") as f:
         f.write(script)
@@ -577,13 +616,31 @@ def write(outdir, res):
           "(--profile; 8 clients).")
         w("")
         w("| shape | op | floor µs/request | kmsd µs/request (floor / "
-          "ratio) | kmsd's own µs | allowed µs | instructions/request |")
-        w("| --- | --- | --- | --- | --- | --- | --- |")
+          "ratio) | kmsd's own µs | allowed µs | instructions/request | "
+          "hello / floor | sealing echo / floor | bound from the two |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+        def x(v):
+            return f"{v:.2f}x" if v is not None else "n/a"
         for g in gap:
             w(f"| {SHAPE_LABEL[g['shape']]} | {g['kind']} | "
               f"{g['floor_us']:.2f} | {g['kmsd_us']:.2f} | "
               f"{g['own_us']:.2f} | {g['allowed_us']:.2f} | "
-              f"{g['instr'] if g['instr'] else 'n/a'} |")
+              f"{g['instr'] if g['instr'] else 'n/a'} | {x(g['hello'])} | "
+              f"{x(g['seal'])} | {x(g['bound'])} |")
+        w("")
+        w("The last three columns split a wrap into two parts measured "
+          "apart in the same run, each as a ratio to the floor: kmsd's "
+          "framing, decoding, dispatch and answer (a hello: no key, no "
+          "cryptography, no stack wipe), and the cryptography of a wrap "
+          "alone (`echo_server --seal`: the floor plus a nonce from a "
+          "pooled RAND_bytes and a pre-keyed AES-256-GCM seal of a 32-byte "
+          "key with its AAD, what kmsd's local provider computes). Their "
+          "times per request add, so together they allow at most "
+          "1 / (1/hello + 1/seal − 1) of the floor, before anything else a "
+          "wrap does (policy, context bytes, audit and stats, the stack "
+          "wipe). Where that bound is below the target, meeting it needs "
+          "kmsd's hello or the cryptography itself to cost less.")
         w("")
     busy = res.get("busy_ns")
     cal = []
@@ -591,6 +648,15 @@ def write(outdir, res):
         a = ratio(by, f"echo-busy/{sh}", f"echo/{sh}", "ops_per_s")
         if busy and a:
             cal.append(f"{SHAPE_LABEL[sh]} {fmt(a, 2, 'x')}")
+    seal = []
+    for sh in ("c8", "c64", "d16", "d64"):
+        a = ratio(by, f"echo-seal/{sh}", f"echo/{sh}", "ops_per_s")
+        if a:
+            seal.append(f"{SHAPE_LABEL[sh]} {fmt(a, 2, 'x')}")
+    if seal:
+        w("The sealing echo (the floor plus a wrap's cryptography, "
+          "nothing else) reaches " + ", ".join(seal) + " of the bare echo.")
+        w("")
     if cal:
         w(f"Calibration: the same echo server spinning {busy / 1000:g} µs "
           f"on every request (`echo_server --busy-ns {busy}`, same core, "
