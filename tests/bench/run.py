@@ -7,9 +7,11 @@ with and without 20 ms of added latency, kmsd with the AWS provider pointed
 at it), drives them with the C client harness (bench_client, kms_curl) and
 boto3, and writes results/<timestamp>/{results.json,report.md,plot.png}.
 
-Repetitions are interleaved (rep 1 of every configuration, then rep 2, ...)
-so that a load spike from other work on the machine hits the floor and kmsd
-alike; every figure is the median over the repetitions with min..max.
+Repetitions are interleaved (rep 1 of every configuration, then rep 2, ...),
+and within one the configurations a ratio compares run back to back (one
+group per shape and placement), so that a load spike from other work on the
+machine hits the floor and kmsd alike; every figure is the median over the
+repetitions with min..max.
 
     run.py --build BUILD_DIR --results RESULTS_DIR [--quick] [--reps N]
            [--only local,syscalls,alloc,memory,ready,kms,boto3]
@@ -356,42 +358,45 @@ allow = generate, encrypt, decrypt, rewrap
 
     # ---- (a)-(c): the Unix-socket path ---------------------------------
 
-    def local_configs(self):
-        """(id, target, kind, shape, client cpu) in the order they are
-        run. Split-placement ids start with "split/"."""
-        cfgs = []
+    def local_groups(self):
+        """Lists of (id, target, kind, shape, client cpu), one per shape and
+        placement: every configuration a ratio compares runs in the same
+        group, seconds apart (see run_local). Split-placement ids start with
+        "split/"."""
+        groups = []
         split = (os.cpu_count() or 1) > CLIENT_CPU
         for sh in SHAPES:
-            cfgs.append((f"echo/{sh}", "echo", "echo", sh, PIN_CPU))
-        for sh in ("c8", "c64"):
-            cfgs.append((f"echo-busy/{sh}", "echo-busy", "echo", sh,
-                         PIN_CPU))
-        for sh in ("c8", "c64", "d16", "d64"):
-            cfgs.append((f"echo-seal/{sh}", "echo-seal", "echo", sh,
-                         PIN_CPU))
-        for sh in ("pp", "c8"):
-            cfgs.append((f"ssh/{sh}", "ssh", "ssh", sh, PIN_CPU))
-        for kind in ("hello", "wrap", "unwrap"):
-            for sh in SHAPES:
-                cfgs.append((f"kmsd/{kind}/{sh}", "kmsd", kind, sh, PIN_CPU))
-        for kind in ("wrap", "unwrap"):
-            for sh in ("pp", "c8", "d16"):
-                cfgs.append((f"kmsd-audit/{kind}/{sh}", "kmsd-audit", kind,
-                             sh, PIN_CPU))
+            g = [(f"echo/{sh}", "echo", "echo", sh, PIN_CPU)]
+            if sh in ("c8", "c64"):
+                g.append((f"echo-busy/{sh}", "echo-busy", "echo", sh,
+                          PIN_CPU))
+            if sh != "pp":
+                g.append((f"echo-seal/{sh}", "echo-seal", "echo", sh,
+                          PIN_CPU))
+            if sh in ("pp", "c8"):
+                g.append((f"ssh/{sh}", "ssh", "ssh", sh, PIN_CPU))
+            for kind in ("hello", "wrap", "unwrap"):
+                g.append((f"kmsd/{kind}/{sh}", "kmsd", kind, sh, PIN_CPU))
+            if sh in ("pp", "c8", "d16"):
+                for kind in ("wrap", "unwrap"):
+                    g.append((f"kmsd-audit/{kind}/{sh}", "kmsd-audit", kind,
+                              sh, PIN_CPU))
+            groups.append(g)
         if not split:
-            return cfgs
+            return groups
         for sh in SPLIT_SHAPES:
-            cfgs.append((f"split/echo/{sh}", "echo", "echo", sh, CLIENT_CPU))
-        cfgs.append(("split/ssh/c8", "ssh", "ssh", "c8", CLIENT_CPU))
-        for kind in ("hello", "wrap", "unwrap"):
-            for sh in SPLIT_SHAPES:
-                cfgs.append((f"split/kmsd/{kind}/{sh}", "kmsd", kind, sh,
-                             CLIENT_CPU))
-        for kind in ("wrap", "unwrap"):
-            for sh in ("c8", "c64", "d16"):
-                cfgs.append((f"split/kmsd-audit/{kind}/{sh}", "kmsd-audit",
-                             kind, sh, CLIENT_CPU))
-        return cfgs
+            g = [(f"split/echo/{sh}", "echo", "echo", sh, CLIENT_CPU)]
+            if sh == "c8":
+                g.append(("split/ssh/c8", "ssh", "ssh", "c8", CLIENT_CPU))
+            for kind in ("hello", "wrap", "unwrap"):
+                g.append((f"split/kmsd/{kind}/{sh}", "kmsd", kind, sh,
+                          CLIENT_CPU))
+            if sh in ("c8", "c64", "d16"):
+                for kind in ("wrap", "unwrap"):
+                    g.append((f"split/kmsd-audit/{kind}/{sh}", "kmsd-audit",
+                              kind, sh, CLIENT_CPU))
+            groups.append(g)
+        return groups
 
     def run_local(self):
         log("local: starting kmsd (audit off, audit on), ssh-agent, echo")
@@ -412,12 +417,17 @@ allow = generate, encrypt, decrypt, rewrap
         socks = {"echo": echo.sock, "echo-busy": busy.sock,
                  "echo-seal": seal.sock, "ssh": agent.sock,
                  "kmsd": k_off.sock, "kmsd-audit": k_on.sock}
-        cfgs = self.local_configs()
+        groups = self.local_groups()
         t0 = time.time()
+        # A slow spell of the VM lasts tens of seconds: within a group the
+        # runs it compares are seconds apart, and every other repetition
+        # runs each group backwards, so neither side always goes first.
         for rep in range(self.reps):
             log(f"local: repetition {rep + 1}/{self.reps} "
-                f"({len(cfgs)} configurations)")
-            for cid, target, kind, sh, ccpu in cfgs:
+                f"({sum(map(len, groups))} configurations)")
+            order = [c for g in groups
+                     for c in (g if rep % 2 == 0 else reversed(g))]
+            for cid, target, kind, sh, ccpu in order:
                 n, d = SHAPES[sh]
                 argv = ["--socket", socks[target], "--kind", kind,
                         "--clients", n, "--depth", d, "--cpu", ccpu,
