@@ -54,6 +54,7 @@
 
 #include "err.h"
 #include "http.h"
+#include "libmem.h"
 #include "turn.h"
 
 /* First retry waits up to this long (full jitter: uniform in [0, cap]). */
@@ -962,8 +963,11 @@ http_new(struct event_base *base)
 	TAILQ_INIT(&h->clients);
 	TAILQ_INIT(&h->free_ops);
 	LIST_INIT(&h->free_socks);
-	/* Reference counted in libcurl; balanced in http_free. */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	/* Reference counted in libcurl; balanced in http_free. Its buffers
+	 * hold what goes to and comes from a KMS: freed wiped (libmem.h). */
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, libmem_malloc,
+	    libmem_free, libmem_realloc, libmem_strdup,
+	    libmem_calloc) != CURLE_OK) {
 		free(h);
 		return NULL;
 	}

@@ -13,10 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <malloc.h>
 
 #include <event2/event.h>
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
@@ -26,6 +24,7 @@
 #include "http.h"
 #include "keyfile.h"
 #include "keys.h"
+#include "libmem.h"
 #include "log.h"
 #include "rand.h"
 #include "server.h"
@@ -54,24 +53,6 @@ usage(FILE *fp)
 	    CONFIG_DEFAULT_PATH);
 }
 
-/* jansson copies every string it parses (provider responses carry data
- * keys, plaintexts and credentials) and frees them without wiping; route
- * its allocations through a free that wipes the whole block first. */
-static void *
-main_json_malloc(size_t n)
-{
-	return malloc(n);
-}
-
-static void
-main_json_free(void *p)
-{
-	if (p != NULL) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 /* No core dumps, no ptrace by other users, private files by default. */
 static void
 main_harden(void)
@@ -83,7 +64,6 @@ main_harden(void)
 	if (setrlimit(RLIMIT_CORE, &rl) != 0)
 		log_warn("setrlimit(RLIMIT_CORE): %s", strerror(errno));
 	umask(077);
-	json_set_alloc_funcs(main_json_malloc, main_json_free);
 	if (CRYPTO_secure_malloc_init(MAIN_SECURE_HEAP, MAIN_SECURE_MIN) == 0)
 		log_warn("OpenSSL secure heap unavailable (RLIMIT_MEMLOCK?); "
 		    "secrets are still wiped after use");
@@ -387,6 +367,12 @@ main(int argc, char **argv)
 	int ch, check = 0, debug = 0, rc = 1;
 	char err[512];
 
+	/* Before anything can allocate through OpenSSL. */
+	if (libmem_install() != 0) {
+		log_err("cannot give OpenSSL allocation functions that wipe "
+		    "what they free");
+		return 1;
+	}
 	while ((ch = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

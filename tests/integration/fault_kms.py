@@ -12,20 +12,61 @@ test_aws.py); its job is to misbehave on request:
   malformed   200 with a body that is not JSON
   truncated   200 announcing more body than it sends, then close
   slow:MS     answer normally after MS milliseconds
+  close       answer normally with "Connection: close", then close
 
 A fault applies to the next `count` requests (None: all), then "ok".
-Runs in threads inside the test process.
+Runs in threads inside the test process. FaultKMS(tls=True) serves HTTPS
+with a self-signed certificate for 127.0.0.1, written to `ca_file` (the
+trust kmsd is given).
 """
 import base64
+import datetime
+import ipaddress
 import json
+import os
+import shutil
 import socket
+import ssl
 import struct
+import tempfile
 import threading
 import time
 
 
+def _self_signed(dirname):
+    """cert.pem and key.pem for 127.0.0.1 in dirname (python3-cryptography):
+    returns (cert path, key path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fault-kms")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                           critical=True)
+            .sign(key, hashes.SHA256()))
+    cpath, kpath = (os.path.join(dirname, n) for n in ("cert.pem", "key.pem"))
+    with open(cpath, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(kpath, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cpath, kpath
+
+
 class FaultKMS:
-    def __init__(self):
+    def __init__(self, tls=False):
         self.lock = threading.Lock()
         self.fault, self.left = "ok", None
         self.requests = 0
@@ -36,6 +77,13 @@ class FaultKMS:
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.tls, self.ca_file, self.dir = None, None, None
+        if tls:
+            self.dir = tempfile.mkdtemp(prefix="fault-kms-")
+            self.ca_file, kpath = _self_signed(self.dir)
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(self.ca_file, kpath)
+            self.url = f"https://127.0.0.1:{self.port}"
         self.stopping = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -56,6 +104,8 @@ class FaultKMS:
     def stop(self):
         self.stopping = True
         self.sock.close()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def _accept(self):
         while not self.stopping:
@@ -105,8 +155,10 @@ class FaultKMS:
         return 400, b'{"__type":"UnknownOperationException"}'
 
     def _serve(self, c):
-        f = c.makefile("rb")
         try:
+            if self.tls is not None:
+                c = self.tls.wrap_socket(c, server_side=True)
+            f = c.makefile("rb")
             while True:
                 r = self._read(f)
                 if r is None:
@@ -134,6 +186,11 @@ class FaultKMS:
                     elif fault == "truncated":
                         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 500"
                                   b"\r\n\r\n{\"CiphertextBlob\":\"RkFL")
+                        c.close()
+                        return
+                    elif fault == "close":
+                        self._send(c, *self._answer(*r),
+                                   extra=b"Connection: close\r\n")
                         c.close()
                         return
                     else:

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 """Secret hygiene: once a connection is gone, the data keys and plaintexts
 it carried are nowhere in kmsd's memory (read from /proc/PID/mem as root),
-and kmsd is not dumpable."""
+and kmsd is not dumpable. The same for keys that went through a KMS over
+HTTP and HTTPS (curl's and OpenSSL's buffers included), in their raw form
+and in the base64 the KMS JSON carries."""
+import base64
 import os
 import re
+import time
 
+from fault_kms import FaultKMS
 from harness import Kmsd, Raw, case, check, eq, run_cases
 
 
@@ -92,6 +97,75 @@ def keys_gone_after_use(k):
     import time
     time.sleep(0.3)     # let the reaper free the connection
     eq(memory_contains(k.proc.pid, keys + plains), [])
+
+
+CLOUD_CONFIG = """
+[kmsd]
+state_dir = {{dir}}/state
+
+[aws]
+endpoint = {url}
+region = us-east-1
+{ca}
+
+[key cloud]
+key_id = arn:aws:kms:us-east-1:111122223333:key/secrets
+
+[socket app]
+path = {{dir}}/app.sock
+allow = generate, encrypt, decrypt
+"""
+CLOUD_ENV = {"AWS_ACCESS_KEY_ID": "AKIDSECRETSTEST",
+             "AWS_SECRET_ACCESS_KEY": "secrets/test/key",
+             "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def cloud_keys_gone(tls):
+    fake = FaultKMS(tls=tls)
+    # A new connection for every request: each one's buffers (curl's,
+    # OpenSSL's) are freed before the scan, not kept for the next.
+    fake.set("close")
+    ca = f"ca_file = {fake.ca_file}" if tls else ""
+    k = Kmsd(config=CLOUD_CONFIG.format(url=fake.url, ca=ca), env=CLOUD_ENV)
+    try:
+        k.start()
+        r = Raw(k.path("app.sock"))
+        needles = []
+        for i in range(20):
+            g = r.call({"id": i + 1, "op": "generate", "key": "cloud"})
+            check("plaintext" in g, g)
+            d = r.call({"id": 100 + i, "op": "decrypt", "key": "cloud",
+                        "ciphertext": g["ciphertext"]})
+            eq(d["plaintext"], g["plaintext"])
+            pt = os.urandom(48)
+            e = r.call({"id": 200 + i, "op": "encrypt", "key": "cloud",
+                        "plaintext": pt})
+            d = r.call({"id": 300 + i, "op": "decrypt", "key": "cloud",
+                        "ciphertext": e["ciphertext"]})
+            eq(d["plaintext"], pt)
+            for secret in (g["plaintext"], pt):
+                # Raw, and as the JSON to and from the KMS spells it.
+                needles += [secret, base64.b64encode(secret)]
+        r.close()
+        check(fake.requests >= 60, f"{fake.requests} KMS requests")
+        time.sleep(0.3)     # let the reaper free the connection
+        eq(memory_contains(k.proc.pid, needles), [])
+    finally:
+        try:
+            k.stop()
+        finally:
+            k.cleanup()
+            fake.stop()
+
+
+@case
+def cloud_keys_gone_after_use_http(k):
+    cloud_keys_gone(tls=False)
+
+
+@case
+def cloud_keys_gone_after_use_https(k):
+    cloud_keys_gone(tls=True)
 
 
 if __name__ == "__main__":
