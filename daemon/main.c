@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
