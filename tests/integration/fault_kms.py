@@ -12,7 +12,6 @@ test_aws.py); its job is to misbehave on request:
   malformed   200 with a body that is not JSON
   truncated   200 announcing more body than it sends, then close
   slow:MS     answer normally after MS milliseconds
-  close       answer normally with "Connection: close", then close
 
 A fault applies to the next `count` requests (None: all), then "ok".
 Runs in threads inside the test process. FaultKMS(tls=True) serves HTTPS
@@ -188,11 +187,6 @@ class FaultKMS:
                                   b"\r\n\r\n{\"CiphertextBlob\":\"RkFL")
                         c.close()
                         return
-                    elif fault == "close":
-                        self._send(c, *self._answer(*r),
-                                   extra=b"Connection: close\r\n")
-                        c.close()
-                        return
                     else:
                         if fault.startswith("slow:"):
                             time.sleep(int(fault.split(":")[1]) / 1000)
@@ -207,3 +201,12 @@ class FaultKMS:
                 c.close()
             except OSError:
                 pass
+
+
+def stop(k, fake):
+    """Stop kmsd (it must exit cleanly), then the fake, whatever happens."""
+    try:
+        k.stop()
+    finally:
+        k.cleanup()
+        fake.stop()

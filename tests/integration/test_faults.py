@@ -14,7 +14,7 @@ import time
 
 import msgpack
 
-from fault_kms import FaultKMS
+from fault_kms import FaultKMS, stop
 from harness import Kmsd, Raw, case, check, eq, kmsctl, run_cases
 
 CONFIG = """
@@ -69,14 +69,6 @@ def cloud(k):
 
 def code(resp):
     return resp.get("error", {}).get("code")
-
-
-def stop(k, fake):
-    try:
-        k.stop()
-    finally:
-        k.cleanup()
-        fake.stop()
 
 
 @case

@@ -9,7 +9,7 @@ import os
 import re
 import time
 
-from fault_kms import FaultKMS
+from fault_kms import FaultKMS, stop
 from harness import Kmsd, Raw, case, check, eq, run_cases
 
 
@@ -36,6 +36,24 @@ def memory_contains(pid, needles):
                 if n in data:
                     found.append((name or "anon", n.hex()))
     return found
+
+
+def round_trips(r, i, gen_key, enc_key, ctx=None):
+    """generate + decrypt under gen_key, encrypt + decrypt of 48 random
+    bytes under enc_key (ids from i): (the generate answer, the bytes)."""
+    extra = {"context": ctx} if ctx is not None else {}
+    g = r.call({"id": i + 1, "op": "generate", "key": gen_key, **extra})
+    check("plaintext" in g, g)
+    d = r.call({"id": 100 + i, "op": "decrypt", "key": gen_key,
+                "ciphertext": g["ciphertext"], **extra})
+    eq(d["plaintext"], g["plaintext"])
+    pt = os.urandom(48)
+    e = r.call({"id": 200 + i, "op": "encrypt", "key": enc_key,
+                "plaintext": pt})
+    d = r.call({"id": 300 + i, "op": "decrypt", "key": enc_key,
+                "ciphertext": e["ciphertext"]})
+    eq(d["plaintext"], pt)
+    return g, pt
 
 
 def setup():
@@ -77,18 +95,8 @@ def keys_gone_after_use(k):
     r = Raw(k.path("decrypt.sock"))
     keys, plains = [], []
     for i in range(20):
-        g = r.call({"id": i + 1, "op": "generate", "key": "default",
-                    "context": {"i": str(i)}})
-        d = r.call({"id": 100 + i, "op": "decrypt", "key": "default",
-                    "ciphertext": g["ciphertext"], "context": {"i": str(i)}})
-        eq(d["plaintext"], g["plaintext"])
+        g, pt = round_trips(r, i, "default", "test", {"i": str(i)})
         keys.append(g["plaintext"])
-        pt = os.urandom(48)
-        e = r.call({"id": 200 + i, "op": "encrypt", "key": "test",
-                    "plaintext": pt})
-        d = r.call({"id": 300 + i, "op": "decrypt", "key": "test",
-                    "ciphertext": e["ciphertext"]})
-        eq(d["plaintext"], pt)
         plains.append(pt)
         rw = r.call({"id": 400 + i, "op": "rewrap", "key": "default",
                      "ciphertext": g["ciphertext"], "context": {"i": str(i)}})
@@ -122,9 +130,6 @@ CLOUD_ENV = {"AWS_ACCESS_KEY_ID": "AKIDSECRETSTEST",
 
 def cloud_keys_gone(tls):
     fake = FaultKMS(tls=tls)
-    # A new connection for every request: each one's buffers (curl's,
-    # OpenSSL's) are freed before the scan, not kept for the next.
-    fake.set("close")
     ca = f"ca_file = {fake.ca_file}" if tls else ""
     k = Kmsd(config=CLOUD_CONFIG.format(url=fake.url, ca=ca), env=CLOUD_ENV)
     try:
@@ -132,17 +137,7 @@ def cloud_keys_gone(tls):
         r = Raw(k.path("app.sock"))
         needles = []
         for i in range(20):
-            g = r.call({"id": i + 1, "op": "generate", "key": "cloud"})
-            check("plaintext" in g, g)
-            d = r.call({"id": 100 + i, "op": "decrypt", "key": "cloud",
-                        "ciphertext": g["ciphertext"]})
-            eq(d["plaintext"], g["plaintext"])
-            pt = os.urandom(48)
-            e = r.call({"id": 200 + i, "op": "encrypt", "key": "cloud",
-                        "plaintext": pt})
-            d = r.call({"id": 300 + i, "op": "decrypt", "key": "cloud",
-                        "ciphertext": e["ciphertext"]})
-            eq(d["plaintext"], pt)
+            g, pt = round_trips(r, i, "cloud", "cloud")
             for secret in (g["plaintext"], pt):
                 # Raw, and as the JSON to and from the KMS spells it.
                 needles += [secret, base64.b64encode(secret)]
@@ -151,11 +146,7 @@ def cloud_keys_gone(tls):
         time.sleep(0.3)     # let the reaper free the connection
         eq(memory_contains(k.proc.pid, needles), [])
     finally:
-        try:
-            k.stop()
-        finally:
-            k.cleanup()
-            fake.stop()
+        stop(k, fake)
 
 
 @case
