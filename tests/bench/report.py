@@ -620,14 +620,14 @@ def write(outdir, res):
           "hello / floor | sealing echo / floor | the two together |")
         w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
-        def x(v):
+        def times(v):
             return f"{v:.2f}x" if v is not None else "n/a"
         for g in gap:
             w(f"| {SHAPE_LABEL[g['shape']]} | {g['kind']} | "
               f"{g['floor_us']:.2f} | {g['kmsd_us']:.2f} | "
               f"{g['own_us']:.2f} | {g['allowed_us']:.2f} | "
-              f"{g['instr'] if g['instr'] else 'n/a'} | {x(g['hello'])} | "
-              f"{x(g['seal'])} | {x(g['bound'])} |")
+              f"{g['instr'] if g['instr'] else 'n/a'} | {times(g['hello'])} | "
+              f"{times(g['seal'])} | {times(g['bound'])} |")
         w("")
         w("The last three columns put two parts of a wrap, measured "
           "apart in the same run, next to it, each as a ratio to the "
