@@ -34,8 +34,6 @@ libmem_free(void *p)
 {
 	if (p == NULL)
 		return;
-	/* explicit_bzero: several times faster than OPENSSL_cleanse's
-	 * word loop, on about 57 KB a KMS request. */
 	wipe(p, malloc_usable_size(p));
 	free(p);
 }
