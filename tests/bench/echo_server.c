@@ -50,6 +50,7 @@
  * local provider's label (14 bytes), flag (1) and the JSON of the
  * bench's context, {"model_id":"1","model_name":"User"} (36). */
 #define ECHO_SEAL_POOL 4096
+#define ECHO_SEAL_KEY 32
 #define ECHO_SEAL_NONCE 12
 #define ECHO_SEAL_AAD 51
 #define ECHO_SEAL_PT 32
@@ -227,7 +228,7 @@ main(int argc, char **argv)
 	struct epoll_event evs[ECHO_EVENTS], ev;
 	struct sockaddr_un sun;
 	const char *path = NULL;
-	uint8_t key[32];
+	uint8_t key[ECHO_SEAL_KEY];
 	int cpu = -1, ep, lfd, opt, n, seal = 0;
 
 	while ((opt = getopt_long(argc, argv, "s:r:b:ec:", lo, NULL)) != -1) {
